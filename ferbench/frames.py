@@ -1,0 +1,115 @@
+"""Frame selection: which images of a dataset a protocol uses, and with which label.
+
+Loaders yield every image; this module applies the protocol's ``frames`` rule:
+
+* sequences (CK+, Oulu-CASIA, MMI): ``last_n`` / ``peak`` (= last 1) / ``middle_n`` / ``all``
+  frames of each *labelled* sequence carry the sequence's label; ``first_as_neutral`` adds the
+  first (onset) frame as ``neutral`` from labelled sequences only (Miao et al.) or from all
+  sequences (MicroExpNet);
+* still images (JAFFE, BU-3DFE, ...): every labelled image (``all`` or ``peak``), optionally
+  filtered by ``intensities`` (BU-3DFE levels 1-4; neutral is level 0).
+
+Frames of unlabelled sequences are dropped unless they become first-frame neutrals.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Protocol as TypingProtocol
+
+from ferbench.data.base import Sample
+from ferbench.errors import DataError, FerbenchError
+
+
+class FramesRule(TypingProtocol):
+    """The fields of the protocol's ``frames`` block that this module reads."""
+
+    select: str
+    n: int | None
+    first_as_neutral: str
+    intensities: Sequence[int] | None
+
+
+NEUTRAL_ROLE = "first_as_neutral"
+
+
+def select_frames(samples: Sequence[Sample], rule: FramesRule, sequential: bool) -> list[Sample]:
+    """Apply ``rule`` to a loader's samples; return the selected samples, labels final.
+
+    ``sequential`` says whether the dataset comes as sequences (``DatasetLoader.sequential``).
+    A first-frame neutral is a copy of the first frame with ``label="neutral"`` and
+    ``attrs["frame_role"] == "first_as_neutral"``. Order: sequences in loader order, the
+    neutral frame first within its sequence.
+    """
+    if sequential:
+        _check_layout_has_frames(samples, rule)
+        return _select_from_sequences(samples, rule)
+    if rule.select in ("last_n", "middle_n") or rule.first_as_neutral != "none":
+        raise FerbenchError(
+            f"frames: `{rule.select}`/first_as_neutral=`{rule.first_as_neutral}` need image sequences, "
+            "but this dataset holds still images; use `select: all`"
+        )
+    kept = [s for s in samples if s.label is not None]
+    if rule.intensities is not None:
+        kept = [s for s in kept if _intensity(s) in set(rule.intensities)]
+    return kept
+
+
+def _select_from_sequences(samples: Sequence[Sample], rule: FramesRule) -> list[Sample]:
+    sequences: dict[tuple, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        sequences[(sample.subject, sample.sequence)].append(sample)
+    selected: list[Sample] = []
+    for frames in sequences.values():
+        frames.sort(key=lambda s: (s.frame if s.frame is not None else -1, s.key))
+        labelled = frames[-1].label is not None
+        picked = _pick(frames, rule) if labelled else []
+        if rule.first_as_neutral == "all" or (rule.first_as_neutral == "labelled" and labelled):
+            first = frames[0]
+            if first in picked:
+                raise DataError(first.path, f"sequence has {len(frames)} frames: its first frame would be "
+                                "both the neutral frame and an expression frame")
+            selected.append(replace(first, label="neutral", attrs={**first.attrs, "frame_role": NEUTRAL_ROLE}))
+        selected.extend(picked)
+    if rule.intensities is not None:
+        selected = [s for s in selected if _intensity(s) in set(rule.intensities)]
+    return selected
+
+
+def _pick(frames: list[Sample], rule: FramesRule) -> list[Sample]:
+    """The expression frames of one labelled sequence (sorted by frame number)."""
+    if rule.select == "all":
+        return list(frames)
+    if rule.select == "peak":
+        return frames[-1:]
+    n = int(rule.n or 0)
+    if len(frames) < n:
+        raise DataError(frames[-1].path, f"sequence has {len(frames)} frames, fewer than the {n} the protocol selects")
+    if rule.select == "last_n":
+        return frames[-n:]
+    if rule.select == "middle_n":
+        start = (len(frames) - n) // 2
+        return frames[start:start + n]
+    raise ValueError(f"unknown frame selection `{rule.select}`")
+
+
+def _check_layout_has_frames(samples: Sequence[Sample], rule: FramesRule) -> None:
+    """CK+48 ships only the last 3 frames of labelled sequences: refuse rules needing others."""
+    if not any(s.attrs.get("layout") == "ck48" for s in samples[:1]):
+        return
+    wanted_last_3 = (rule.select == "last_n" and rule.n == 3) or rule.select == "all"
+    if not wanted_last_3 or rule.first_as_neutral != "none":
+        raise FerbenchError(
+            "the CK+ copy at this root is the CK+48 crop distribution, which holds only the last 3 frames "
+            f"of each labelled sequence; this protocol asks for frames `{rule.select}`"
+            f"{'' if rule.n is None else f' (n={rule.n})'} with first_as_neutral=`{rule.first_as_neutral}`. "
+            "Point the ckplus root at the full CK+ layout (cohn-kanade-images/ + Emotion/)."
+        )
+
+
+def _intensity(sample: Sample) -> int:
+    if "intensity" not in sample.attrs:
+        raise DataError(sample.path, "frames.intensities is set but the loader gives this image no intensity")
+    return int(sample.attrs["intensity"])

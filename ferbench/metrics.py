@@ -1,0 +1,217 @@
+"""Classification metrics of one test fold, their aggregate over folds and seeds, and paired tests.
+
+Labels are class indices into an ordered class set ``classes`` (index ``i`` is ``classes[i]``).
+Every number comes from scikit-learn or SciPy; results are plain Python types, ready for JSON.
+
+Definitions used throughout:
+
+- ``accuracy``: fraction of correct predictions.
+- ``macro_f1``: unweighted mean F1 over the classes that occur in ``y_true`` or ``y_pred``
+  (scikit-learn's default label set). A class never true and never predicted has no defined F1 and
+  is left out; a class predicted but never true counts with F1 = 0.
+- ``weighted_f1``: mean F1 weighted by each class's support in ``y_true``.
+- ``uar`` (unweighted average recall): mean recall over the classes with support > 0 in
+  ``y_true``, i.e. balanced accuracy over the classes present in the fold.
+- ``per_class``: precision, recall, F1 and support of every class of ``classes``. A ratio whose
+  denominator is zero (precision of a never-predicted class, recall of an absent class) is 0
+  (``zero_division=0``).
+- ``confusion``: K x K counts, rows = true class, columns = predicted class, in ``classes`` order;
+  absent classes keep their (zero) row and column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    recall_score,
+)
+
+SCALAR_METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "weighted_f1", "uar")
+
+
+def fold_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
+    """Metrics of one fold from true and predicted class indices (int arrays of length N).
+
+    Returns ``accuracy, macro_f1, weighted_f1, uar`` (floats in [0, 1]), ``per_class``
+    ``{label: {precision, recall, f1, support}}``, ``confusion`` (K x K list of lists),
+    ``classes`` and ``n``. See the module docstring for the exact definitions.
+    """
+    y_true, y_pred = _check_labels(y_true, y_pred, len(classes))
+    every = np.arange(len(classes))
+    occurring = np.union1d(y_true, y_pred)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=every, zero_division=0
+    )
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(
+            f1_score(y_true, y_pred, labels=occurring, average="macro", zero_division=0)
+        ),
+        "weighted_f1": float(
+            f1_score(y_true, y_pred, labels=occurring, average="weighted", zero_division=0)
+        ),
+        "uar": float(recall_score(y_true, y_pred, labels=np.unique(y_true), average="macro")),
+        "per_class": {
+            label: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, label in enumerate(classes)
+        },
+        "confusion": confusion_matrix(y_true, y_pred, labels=every).tolist(),
+        "classes": list(classes),
+        "n": int(len(y_true)),
+    }
+
+
+def pooled_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]
+) -> dict[str, Any]:
+    """:func:`fold_metrics` over the test predictions of every (seed, fold) concatenated.
+
+    :func:`aggregate` computes the same numbers from the summed confusion matrix; use this one
+    when you hold the raw predictions rather than per-fold results.
+    """
+    return fold_metrics(y_true, y_pred, classes)
+
+
+def aggregate(folds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Summarise :func:`fold_metrics` results of every (seed, fold) of a run.
+
+    Each scalar metric becomes ``{mean, std, values}``, where ``std`` is the sample standard
+    deviation (ddof=1) over the fold results, or 0.0 for a single result. ``confusion`` is the sum
+    of the fold confusions, and ``pooled`` is :func:`fold_metrics` of all predictions pooled (every
+    metric here is a function of the confusion matrix, so it is computed from the sum; with several
+    seeds each test image counts once per seed).
+    """
+    if not folds:
+        raise ValueError("aggregate needs at least one fold result")
+    classes = folds[0]["classes"]
+    for i, fold in enumerate(folds):
+        if fold["classes"] != classes:
+            raise ValueError(
+                f"fold result {i} has classes {fold['classes']}, the first has {classes}"
+            )
+    confusion = np.sum([np.asarray(f["confusion"], dtype=np.int64) for f in folds], axis=0)
+    summary: dict[str, Any] = {
+        name: _summarise([fold[name] for fold in folds]) for name in SCALAR_METRICS
+    }
+    summary.update(
+        n_folds=len(folds),
+        classes=list(classes),
+        confusion=confusion.tolist(),
+        pooled=_metrics_from_confusion(confusion, classes),
+    )
+    return summary
+
+
+def row_normalise(confusion: np.ndarray | Sequence[Sequence[int]]) -> np.ndarray:
+    """Divide each row of a K x K confusion by its sum (recall view); all-zero rows stay zero."""
+    counts = np.asarray(confusion, dtype=float)
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+def cross_dataset_drop(
+    source: dict[str, Any], target: dict[str, Any], metric: str = "accuracy"
+) -> dict[str, Any]:
+    """How much ``metric`` falls from the source-dataset test to the target-dataset test.
+
+    ``source`` and ``target`` are :func:`aggregate` results (their means are used) or single
+    :func:`fold_metrics` results. Returns ``{metric, source, target, drop = source - target}``.
+    """
+    src, tgt = _metric_value(source, metric), _metric_value(target, metric)
+    return {"metric": metric, "source": src, "target": tgt, "drop": src - tgt}
+
+
+def paired_significance(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
+    """Paired tests of two models' scores on the same (seed, fold) pairs, ``a[i]`` against ``b[i]``.
+
+    The primary test is the two-sided Wilcoxon signed-rank test (``scipy.stats.wilcoxon``,
+    ``zero_method="zsplit"``: zero differences are ranked and their ranks split evenly between the
+    two signs). SciPy's ``method="auto"`` gives the exact null distribution for n <= 50 without
+    ties or zeros, exact permutations for n <= 13 with them, and the normal approximation otherwise.
+    A paired t-test (``scipy.stats.ttest_rel``) is reported beside it.
+
+    Returns ``{test, statistic, p_value, n, mean_difference, ttest_statistic, ttest_p_value,
+    note}``. With fewer than two pairs or all differences zero there is nothing to test: the
+    p-values are 1.0, the statistics None and ``note`` says why.
+    """
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.ndim != 1 or x.shape != y.shape:
+        raise ValueError(
+            f"paired scores need two 1-D sequences of one length, got {x.shape} and {y.shape}"
+        )
+    n = len(x)
+    result: dict[str, Any] = {
+        "test": "wilcoxon",
+        "n": n,
+        "mean_difference": float(np.mean(x - y)) if n else 0.0,
+    }
+    if n < 2 or not np.any(x - y):
+        why = "fewer than two pairs" if n < 2 else "all differences are zero"
+        return result | {
+            "statistic": None,
+            "p_value": 1.0,
+            "ttest_statistic": None,
+            "ttest_p_value": 1.0,
+            "note": f"not tested: {why}",
+        }
+    wilcoxon = stats.wilcoxon(x, y, zero_method="zsplit", alternative="two-sided", method="auto")
+    ttest = stats.ttest_rel(x, y)
+    return result | {
+        "statistic": float(wilcoxon.statistic),
+        "p_value": float(wilcoxon.pvalue),
+        "ttest_statistic": float(ttest.statistic),
+        "ttest_p_value": float(ttest.pvalue),
+        "note": "",
+    }
+
+
+def _check_labels(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return both label arrays as 1-D ints, or raise if they differ in length or leave range(k)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.ndim != 1 or y_true.shape != y_pred.shape or len(y_true) == 0:
+        raise ValueError(
+            "y_true and y_pred must be non-empty 1-D arrays of one length, "
+            f"got {y_true.shape} and {y_pred.shape}"
+        )
+    for name, labels in (("y_true", y_true), ("y_pred", y_pred)):
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"{name} must hold integer class indices, got dtype {labels.dtype}")
+        if labels.min() < 0 or labels.max() >= k:
+            raise ValueError(f"{name} holds class indices outside 0..{k - 1} ({k} classes)")
+    return y_true, y_pred
+
+
+def _summarise(values: list[float]) -> dict[str, Any]:
+    """``{mean, std, values}`` with the sample standard deviation (0.0 for one value)."""
+    array = np.asarray(values, dtype=float)
+    std = float(np.std(array, ddof=1)) if len(array) > 1 else 0.0
+    return {"mean": float(np.mean(array)), "std": std, "values": [float(v) for v in array]}
+
+
+def _metrics_from_confusion(confusion: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
+    """:func:`fold_metrics` of the (true, predicted) pairs that a K x K count matrix describes."""
+    true_index, pred_index = np.indices(confusion.shape).reshape(2, -1)
+    counts = confusion.ravel()
+    return fold_metrics(np.repeat(true_index, counts), np.repeat(pred_index, counts), classes)
+
+
+def _metric_value(result: dict[str, Any], metric: str) -> float:
+    """The value of ``metric`` in a fold result, or its mean in an aggregate."""
+    if metric not in result:
+        known = [k for k in SCALAR_METRICS if k in result]
+        raise KeyError(f"result has no metric `{metric}`; it has {known}")
+    value = result[metric]
+    return float(value["mean"] if isinstance(value, dict) else value)

@@ -1,0 +1,90 @@
+"""The on-disk cache of preprocessed crops: keys, atomic writes, tolerant reads.
+
+One ``.npz`` file per (samples, preprocessing settings) under ``<cache root>/preprocessed/``,
+holding ``images`` (uint8), ``kept`` (int64 indices) and ``report`` (a JSON string).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ferbench.data.base import Sample
+
+PREPROCESS_VERSION = 1
+"""Bump when a change to the preprocessing code changes its output: old cache entries then miss."""
+
+log = logging.getLogger(__name__)
+
+
+def cache_root(cache_dir: str | Path | None = None) -> Path:
+    """``cache_dir``, else ``$FERBENCH_CACHE``, else ``~/.cache/ferbench``."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    return Path(os.environ.get("FERBENCH_CACHE") or Path.home() / ".cache" / "ferbench")
+
+
+def cache_key(samples: Sequence[Sample], settings: dict[str, Any]) -> str:
+    """sha256 over the samples, in order, and the settings (JSON-serialisable).
+
+    Each sample contributes its dataset, key and its file's size and mtime (ns), so an edited or
+    replaced file misses the cache without reading any image. Files the loader reads besides
+    ``sample.path`` (e.g. landmark files) are not covered: bump PREPROCESS_VERSION or clear the
+    cache after changing them.
+    """
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"version": PREPROCESS_VERSION, **settings}, sort_keys=True).encode())
+    stats: dict[str, tuple[int, int]] = {}  # container files (a csv, a video) are stat'ed once
+    for sample in samples:
+        if sample.path not in stats:
+            try:
+                info = os.stat(sample.path)
+                stats[sample.path] = (info.st_size, info.st_mtime_ns)
+            except OSError:  # missing: the loader reports it when reading
+                stats[sample.path] = (-1, -1)
+        size, mtime = stats[sample.path]
+        digest.update(f"\n{sample.dataset}\t{sample.key}\t{size}\t{mtime}".encode())
+    return digest.hexdigest()
+
+
+def load_cached(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]] | None:
+    """Return (images, kept, report) stored at ``path``; None when absent, corrupt or inconsistent."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            images, kept, report = data["images"], data["kept"], json.loads(str(data["report"]))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        log.warning("ignoring unreadable preprocessing cache %s (%s); recomputing", path, err)
+        return None
+    if images.dtype != np.uint8 or len(images) != len(kept):
+        log.warning("ignoring inconsistent preprocessing cache %s; recomputing", path)
+        return None
+    return images, kept, report
+
+
+def save_cached(path: Path, images: np.ndarray, kept: np.ndarray, report: dict[str, Any]) -> None:
+    """Write the entry atomically: a temp file in the same folder, fsync, then rename over ``path``.
+
+    A run killed mid-write leaves at most a ``*.tmp`` file, never a partial ``path``.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, images=images, kept=kept, report=np.array(json.dumps(report)))
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
