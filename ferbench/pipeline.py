@@ -1,0 +1,197 @@
+"""From a validated protocol to samples, labels, folds and face-crop tensors.
+
+This is the one place where the protocol meets the data layer, in the order of DESIGN.md:
+resolve the dataset root (a real copy or the synthetic twin) -> loader -> frame selection ->
+class set -> (face crops) -> folds. It is what ``ferbench inspect`` prints and what the
+runner trains on; nothing here knows about models.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ferbench.data.base import DatasetLoader, Sample
+from ferbench.data.registry import get_dataset
+from ferbench.errors import FerbenchError
+from ferbench.frames import select_frames
+from ferbench.protocol import is_synthetic
+from ferbench.splits import SUBJECT_INDEPENDENT, Fold, make_folds, subject_overlap
+
+
+@dataclass
+class Side:
+    """The selected samples of one dataset in a protocol.
+
+    ``role`` is ``"data"`` for a within-dataset protocol, ``"train"``/``"test"`` for the
+    source/target of a cross-dataset one. ``y`` holds class indices into the protocol's
+    class set; ``images`` (N x H x W [x 3] uint8) is filled by :func:`attach_images`.
+    """
+
+    role: str
+    dataset: str
+    root: Path
+    synthetic: bool
+    loader: DatasetLoader
+    samples: list[Sample]
+    y: np.ndarray
+    images: np.ndarray | None = None
+    preprocess_report: dict[str, Any] = field(default_factory=dict)
+
+
+def cache_dir() -> Path:
+    """ferbench's cache folder: ``$FERBENCH_CACHE`` or ``~/.cache/ferbench``."""
+    return Path(os.environ.get("FERBENCH_CACHE", Path.home() / ".cache" / "ferbench"))
+
+
+def twin_layout(dataset: str, options: dict[str, Any]) -> str:
+    """The synthetic layout that stands in for ``dataset`` with these loader options."""
+    if dataset == "ckplus" and options.get("layout") == "ck48":
+        return "ckplus48"
+    if dataset == "fer2013" and options.get("source") == "folders":
+        return "fer2013_folders"
+    return dataset
+
+
+def resolve_root(dataset: str, root: str | None, options: dict[str, Any]) -> tuple[Path, bool]:
+    """Return (root path, is_synthetic). ``synthetic`` or ``synthetic:small`` uses the twin."""
+    if root is None:
+        raise FerbenchError(f"dataset `{dataset}` has no root: set `dataset.root` in the protocol, pass "
+                            f"`--root {dataset}=/path`, or use `--synthetic`")
+    if is_synthetic(root):
+        from ferbench.synth import twin_root
+
+        shape = root.partition(":")[2] or "paper"
+        return twin_root(twin_layout(dataset, options), shape=shape, seed=0, cache_dir=cache_dir()), True
+    return Path(root).expanduser(), False
+
+
+def load_side(role: str, dataset_spec: Any, frames_spec: Any, classes: tuple[str, ...]) -> Side:
+    """Load one dataset, select its frames and keep the protocol's classes (in class-set order)."""
+    loader = get_dataset(dataset_spec.name)
+    options = dict(dataset_spec.options or {})
+    root, synthetic = resolve_root(dataset_spec.name, dataset_spec.root, options)
+    samples = loader.load(root, dataset_spec.loader_options())
+    selected = [s for s in select_frames(samples, frames_spec, loader.sequential) if s.label in classes]
+    counts = Counter(s.label for s in selected)
+    empty = [c for c in classes if counts[c] == 0]
+    if empty:
+        raise FerbenchError(f"classes {empty} have no samples in `{dataset_spec.name}` at {root} with these frames; "
+                            "check `classes` and `frames` in the protocol")
+    y = np.array([classes.index(s.label) for s in selected], dtype=np.int64)
+    return Side(role, dataset_spec.name, root, synthetic, loader, selected, y)
+
+
+@dataclass
+class ProtocolData:
+    """Everything a protocol selects: the training source(s) and, cross-dataset, the target."""
+
+    protocol: Any
+    sources: list[Side]
+    target: Side | None
+
+    @property
+    def samples(self) -> list[Sample]:
+        """The source samples, concatenated; fold indices point into this list."""
+        return [s for side in self.sources for s in side.samples]
+
+    @property
+    def y(self) -> np.ndarray:
+        return np.concatenate([side.y for side in self.sources])
+
+    @property
+    def images(self) -> np.ndarray:
+        return np.concatenate([side.images for side in self.sources]) if len(self.sources) > 1 else self.sources[0].images
+
+    @property
+    def synthetic(self) -> bool:
+        return any(side.synthetic for side in self.all_sides())
+
+    def all_sides(self) -> list[Side]:
+        return self.sources + ([self.target] if self.target is not None else [])
+
+    def folds(self) -> list[Fold]:
+        """Folds over :attr:`samples` (the source side); leakage asserted by ``make_folds``."""
+        split = self.protocol.split
+        if split is None:  # cross-dataset, one model on all source data
+            return [Fold(0, np.arange(len(self.samples)), np.array([], dtype=int), np.array([], dtype=int))]
+        base = Path(self.protocol.source_file).parent if self.protocol.source_file else None
+        return make_folds(split, self.samples, self.y, base_dir=base)
+
+
+def load_protocol_data(protocol: Any) -> ProtocolData:
+    """Load every side of ``protocol`` (no images yet)."""
+    classes = tuple(protocol.classes)
+    cross = protocol.cross_dataset
+    if cross is None:
+        return ProtocolData(protocol, [load_side("data", protocol.dataset, protocol.frames, classes)], None)
+    sources = [load_side("train", side.dataset, side.frames, classes) for side in cross.train]
+    if len(sources) > 1:  # subject ids of different datasets must not collide
+        sources = [_prefix_subjects(side) for side in sources]
+    return ProtocolData(protocol, sources, load_side("test", cross.test.dataset, cross.test.frames, classes))
+
+
+def _prefix_subjects(side: Side) -> Side:
+    side.samples = [s if s.subject is None else replace(s, subject=f"{side.dataset}/{s.subject}") for s in side.samples]
+    return side
+
+
+def attach_images(data: ProtocolData, progress: bool = True) -> ProtocolData:
+    """Fill every side's ``images`` with preprocessed face crops (cached on disk).
+
+    Under ``on_unreadable: skip`` unreadable images are dropped from the side's samples and
+    labels, so folds must be computed *after* this call.
+    """
+    from ferbench.preprocess import preprocess_samples
+
+    for side in data.all_sides():
+        result = preprocess_samples(side.loader, side.samples, data.protocol.preprocess,
+                                    on_unreadable=data.protocol.on_unreadable, cache_dir=cache_dir(),
+                                    progress=progress)
+        kept = np.asarray(result.kept, dtype=int)
+        side.samples = [side.samples[i] for i in kept]
+        side.y = side.y[kept]
+        side.images = result.images
+        side.preprocess_report = result.report
+    return data
+
+
+def describe(data: ProtocolData) -> dict[str, Any]:
+    """Counts for ``ferbench inspect``: per class, per subject, per fold, and the leakage check."""
+    protocol = data.protocol
+    classes = list(protocol.classes)
+    folds = data.folds()
+    y = data.y
+    subjects = [s.subject for s in data.samples]
+    leakage = subject_overlap(folds, subjects) if all(s is not None for s in subjects) else False
+    info: dict[str, Any] = {
+        "protocol": protocol.id,
+        "fingerprint": protocol.fingerprint,
+        "synthetic": data.synthetic,
+        "classes": classes,
+        "total": len(data.samples),
+        "per_class": {c: int((y == i).sum()) for i, c in enumerate(classes)},
+        "subjects": len({s for s in subjects if s is not None}),
+        "sequences": len({(s.subject, s.sequence) for s in data.samples if s.sequence is not None}),
+        "per_subject": dict(sorted(Counter(str(s) for s in subjects).items())),
+        "split": protocol.split.type if protocol.split is not None else None,
+        "subject_independent": protocol.split is not None and protocol.split.type in SUBJECT_INDEPENDENT,
+        "folds": [
+            {"train": len(f.train), "test": len(f.test), "validation": len(f.validation),
+             "test_subjects": len({subjects[i] for i in f.test}),
+             "test_per_class": {c: int((y[f.test] == i).sum()) for i, c in enumerate(classes)}}
+            for f in folds
+        ],
+        "leakage": leakage,
+        "sources": [{"dataset": s.dataset, "root": str(s.root), "total": len(s.samples)} for s in data.sources],
+    }
+    if data.target is not None:
+        t = data.target
+        info["target"] = {"dataset": t.dataset, "root": str(t.root), "total": len(t.samples),
+                          "per_class": {c: int((t.y == i).sum()) for i, c in enumerate(classes)}}
+    return info
