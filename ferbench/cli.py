@@ -110,13 +110,15 @@ def run(
     folds: Annotated[Optional[str], typer.Option(help="Comma-separated fold indices (default all).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override every recipe's epochs (recorded as a deviation).")] = None,
     speed: Annotated[bool, typer.Option(help="Measure speed and size of each model.")] = True,
+    temperature_sweep: Annotated[bool, typer.Option(
+        "--temperature-sweep", help="Run distilling cards at every temperature of their card's grid.")] = False,
 ) -> None:
     """Train and evaluate models under protocols; resumable, writes tables and pictures."""
     from ferbench.cards import load_card
     from ferbench.pipeline import attach_images, load_protocol_data
     from ferbench.protocol import load_protocol
     from ferbench.report import format_mean_std, results_table
-    from ferbench.runner import RunOptions, default_cards, run_card
+    from ferbench.runner import RunOptions, default_cards, expand_temperature_sweeps, run_card
 
     options = RunOptions(out=out, device=device, seeds=_ints(seeds), folds=_ints(folds) if folds else None,
                          epochs=epochs, speed=speed)
@@ -127,6 +129,8 @@ def run(
             data = attach_images(load_protocol_data(protocol))
             fold_list = data.folds()
             cards = [load_card(m.strip()) for m in models.split(",")] if models else default_cards(protocol)
+            if temperature_sweep:
+                cards = expand_temperature_sweeps(cards)
             for card in cards:
                 summary = run_card(data, fold_list, card, options)
                 metrics = summary.get("metrics", {})

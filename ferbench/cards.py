@@ -1,0 +1,490 @@
+"""Model cards: one YAML file per baseline naming the architecture, its input and its training recipe.
+
+A card says *what* to train and *how*; the trainer (:mod:`ferbench.training`) reads nothing
+else. Cards live in the repository's ``baselines/`` folder, found next to the package
+(``Path(ferbench.__file__).parents[1] / "baselines"``) or in the folder named by the
+environment variable ``FERBENCH_BASELINES``. :func:`load_card` takes a bare card name (looked
+up there) or a path to any card file.
+
+Format (every key but ``name``, ``model``, ``input.size`` and the recipe's ``epochs``,
+``batch_size`` and ``optimizer`` has a default)::
+
+    name: emotionnet_nano_a          # card id = file stem = run directory name
+    model: emotionnet_nano_a         # registered model (ferbench.models)
+    kwargs: {}                       # model constructor kwargs, e.g. {pooling: p12}
+    input: {channels: 1, size: [48, 48], normalise: unit}   # unit | minus_one_one | standardize
+    recipe:
+      epochs: 200
+      batch_size: 32
+      repeats: 1                     # visits of every training image per epoch
+      optimizer: {name: adam, lr: 1.0e-3}                     # adam | adamw | sgd
+      schedule: {name: multistep, milestones: [81, 121, 161, 181], factors: [0.1, 0.01, 0.001, 0.0005]}
+      objective: {name: cross_entropy}                        # see ferbench.training.objectives
+      augment: [{name: rotate, degrees: 10}, {name: hflip}]   # see ferbench.training.augment
+      tta: none                      # none | fixed_crops | ten_crop
+      init_checkpoint: null          # local state dict to start from (relative to the card file)
+    temperature_sweep: [2, 4, 8]     # distillation only: the runner runs one job per temperature
+    citation: "..."
+    notes: "..."                     # what is a reconstruction, and why
+    reported: [{protocol: ckplus_7cls_si, metric: accuracy, value: 97.6, note: "Table 1"}]
+
+Errors raise :class:`~ferbench.errors.ProtocolError` naming the card file, the 1-based line and
+the key path, with a suggestion for a misspelt key or name (the protocol layer's machinery).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+import ferbench
+from ferbench.errors import ProtocolError, UnknownName, did_you_mean
+from ferbench.protocol import _Locator, _read_yaml, _translate
+
+BASELINES_ENV = "FERBENCH_BASELINES"
+"""Environment variable naming the folder of bundled cards (default: the repository's ``baselines/``)."""
+
+NOT_FINGERPRINTED = frozenset({"citation", "notes", "reported"})
+"""Card keys that describe a card but cannot change results."""
+
+PositiveInt = Annotated[int, Field(ge=1)]
+Size = tuple[PositiveInt, PositiveInt]
+
+
+def _square(value: Any) -> Any:
+    """``224`` -> ``[224, 224]``: a side given once means a square."""
+    return [value, value] if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+SizeOrSide = Annotated[Size, BeforeValidator(_square)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class _Named(_Spec):
+    """A member of a ``name``-tagged choice (optimizer, schedule, objective, augmentation)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        # pydantic's own extra-key error loses the member inside a tagged union, so no suggestion.
+        if isinstance(data, dict):
+            known = [field.alias or key for key, field in cls.model_fields.items()]
+            for key in data:
+                if key not in known:
+                    raise ValueError(f"unknown key `{key}` for `{data.get('name')}`{did_you_mean(key, known)}; "
+                                     f"allowed: {', '.join(known)}")
+        return data
+
+
+def _choice(kind: str, *members: type[_Named]) -> Any:
+    """The annotation of a ``name``-tagged choice among ``members`` with a readable unknown-name error."""
+    names = [get_args(member.model_fields["name"].annotation)[0] for member in members]
+
+    def check_name(value: Any) -> Any:
+        if isinstance(value, dict):
+            name = value.get("name")
+            if name is None:
+                raise ValueError(f"required key `name` is missing; choose one of {', '.join(names)}")
+            if name not in names:
+                raise ValueError(f"unknown {kind} `{name}`{did_you_mean(name, names)}; choose one of {', '.join(names)}")
+        return value
+
+    return Annotated[Union[members], Field(discriminator="name"), BeforeValidator(check_name)]
+
+
+# ----------------------------------------------------------------------------- input
+
+
+class InputSpec(_Spec):
+    """What the network sees: channels (gray is repeated to 3, colour becomes luminance), size
+    [H, W] in pixels, and the intensity scaling: ``unit`` [0, 1], ``minus_one_one`` [-1, 1],
+    ``standardize`` per image to zero mean and unit standard deviation."""
+
+    channels: Literal[1, 3] = 1
+    size: Size
+    normalise: Literal["unit", "minus_one_one", "standardize"] = "unit"
+
+
+# ----------------------------------------------------------------------------- optimizers
+
+
+class Adam(_Named):
+    name: Literal["adam"]
+    lr: float = Field(gt=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class AdamW(_Named):
+    name: Literal["adamw"]
+    lr: float = Field(gt=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+
+
+class SGD(_Named):
+    name: Literal["sgd"]
+    lr: float = Field(gt=0)
+    momentum: float = Field(0.0, ge=0)
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0)
+
+
+OptimizerSpec = _choice("optimizer", Adam, AdamW, SGD)
+
+
+# ----------------------------------------------------------------------------- schedules
+# The learning rate of epoch e (0-based) is optimizer.lr * schedule.factor(e). When --epochs
+# changes the length of a run, rescaled() keeps the schedule's shape over the run.
+
+
+class Constant(_Named):
+    name: Literal["constant"]
+
+    def factor(self, epoch: int) -> float:
+        return 1.0
+
+    def rescaled(self, old_epochs: int, new_epochs: int) -> Constant:
+        return self
+
+
+class MultiStep(_Named):
+    """From epoch ``milestones[k]`` (0-based, so 81 is the 82nd epoch, Keras' ``epoch > 80``) on,
+    the rate is lr * ``factors[k]`` (factors are relative to the initial rate, not cumulative)."""
+
+    name: Literal["multistep"]
+    milestones: tuple[PositiveInt, ...] = Field(min_length=1)
+    factors: tuple[float, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _matching(self) -> MultiStep:
+        if len(self.milestones) != len(self.factors):
+            raise ValueError(f"{len(self.milestones)} milestones but {len(self.factors)} factors")
+        if list(self.milestones) != sorted(self.milestones):
+            raise ValueError("milestones must be in ascending order")
+        return self
+
+    def factor(self, epoch: int) -> float:
+        passed = [f for m, f in zip(self.milestones, self.factors) if epoch >= m]
+        return passed[-1] if passed else 1.0
+
+    def rescaled(self, old_epochs: int, new_epochs: int) -> MultiStep:
+        milestones = tuple(max(1, round(m * new_epochs / old_epochs)) for m in self.milestones)
+        return self.model_copy(update={"milestones": milestones})
+
+
+class Step(_Named):
+    """lr * gamma ** (epoch // step_size)."""
+
+    name: Literal["step"]
+    step_size: PositiveInt
+    gamma: float = Field(gt=0)
+
+    def factor(self, epoch: int) -> float:
+        return self.gamma ** (epoch // self.step_size)
+
+    def rescaled(self, old_epochs: int, new_epochs: int) -> Step:
+        return self.model_copy(update={"step_size": max(1, round(self.step_size * new_epochs / old_epochs))})
+
+
+ScheduleSpec = _choice("schedule", Constant, MultiStep, Step)
+
+
+# ----------------------------------------------------------------------------- objectives
+# Definitions: ferbench.training.objectives (one class per name below).
+
+
+class CrossEntropy(_Named):
+    name: Literal["cross_entropy"]
+
+
+class LabelSmoothing(_Named):
+    """``confidence`` on the true class, the rest shared equally by the other K - 1 classes."""
+
+    name: Literal["label_smoothing"]
+    confidence: float = Field(gt=0, le=1)
+
+
+class CenterLoss(_Named):
+    name: Literal["center_loss"]
+    lambda_: float = Field(alias="lambda", ge=0)
+    alpha: float = Field(gt=0, le=1)
+
+
+class Distillation(_Named):
+    """``teacher`` is the card (name or path) of the teacher model."""
+
+    name: Literal["distillation"]
+    lambda_: float = Field(alias="lambda", ge=0, le=1)
+    temperature: float = Field(gt=0)
+    teacher: str
+
+
+class ED2L(_Named):
+    name: Literal["ed2l"]
+    lambda_t: float = Field(1.0, ge=0)
+    lambda_p: float = Field(10.0, ge=0)
+
+
+class AMSoftmax(_Named):
+    name: Literal["am_softmax"]
+
+
+ObjectiveSpec = _choice("objective", CrossEntropy, LabelSmoothing, CenterLoss, Distillation, ED2L, AMSoftmax)
+
+
+# ----------------------------------------------------------------------------- augmentations
+# Definitions: ferbench.training.augment (one class per name below).
+
+
+class FixedCrops(_Named):
+    """Crops of side ``crop`` at ``offsets`` [top, left] of a ``from``-sized face (MicroExpNet)."""
+
+    name: Literal["fixed_crops"]
+    offsets: tuple[tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]], ...] = Field(min_length=1)
+    crop: SizeOrSide
+    from_: SizeOrSide = Field(alias="from")
+
+    @model_validator(mode="after")
+    def _inside(self) -> FixedCrops:
+        for top, left in self.offsets:
+            if top + self.crop[0] > self.from_[0] or left + self.crop[1] > self.from_[1]:
+                raise ValueError(f"offset [{top}, {left}] puts a {list(self.crop)} crop outside the {list(self.from_)} face")
+        return self
+
+
+class TenCrop(_Named):
+    """The 4 corner crops and the centre crop of side ``crop`` of a ``from``-sized face, and their mirrors (ED²L)."""
+
+    name: Literal["ten_crop"]
+    crop: SizeOrSide
+    from_: SizeOrSide = Field(alias="from")
+
+    @model_validator(mode="after")
+    def _inside(self) -> TenCrop:
+        if self.crop[0] > self.from_[0] or self.crop[1] > self.from_[1]:
+            raise ValueError(f"crop {list(self.crop)} is larger than the {list(self.from_)} face")
+        return self
+
+
+class RandomAreaCrop(_Named):
+    """A random box covering a fraction ``area`` of the face, of aspect (width / height) in ``aspect``."""
+
+    name: Literal["random_area_crop"]
+    area: tuple[Annotated[float, Field(gt=0, le=1)], Annotated[float, Field(gt=0, le=1)]]
+    aspect: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = (1.0, 1.0)
+
+
+class HFlip(_Named):
+    name: Literal["hflip"]
+    p: float = Field(0.5, ge=0, le=1)
+
+
+class Rotate(_Named):
+    """A rotation drawn uniformly from [-degrees, degrees]."""
+
+    name: Literal["rotate"]
+    degrees: float = Field(ge=0)
+
+
+class Shift(_Named):
+    """A shift drawn uniformly from [-fraction, fraction] of the width and, independently, of the height."""
+
+    name: Literal["shift"]
+    fraction: float = Field(ge=0, lt=1)
+
+
+class Zoom(_Named):
+    """Scale factors drawn uniformly from ``range``, independently per axis (as Keras); < 1 zooms in."""
+
+    name: Literal["zoom"]
+    range: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]]
+
+
+AugmentSpec = _choice("augmentation", FixedCrops, TenCrop, RandomAreaCrop, HFlip, Rotate, Shift, Zoom)
+CROP_AUGMENTATIONS = ("fixed_crops", "ten_crop")
+"""Augmentations that choose among fixed views of a larger face; ``tta`` averages over them."""
+
+
+# ----------------------------------------------------------------------------- recipe and card
+
+
+class Recipe(_Spec):
+    """How a neural model is trained. ``repeats``: each epoch visits every training image that
+    many times (papers that augment offline count epochs over the enlarged set)."""
+
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    repeats: PositiveInt = 1
+    optimizer: OptimizerSpec
+    schedule: ScheduleSpec = Constant(name="constant")
+    objective: ObjectiveSpec = CrossEntropy(name="cross_entropy")
+    augment: tuple[AugmentSpec, ...] = ()
+    tta: Literal["none", "fixed_crops", "ten_crop"] = "none"
+    init_checkpoint: str | None = None
+
+    @property
+    def crop(self) -> FixedCrops | TenCrop | None:
+        """The crop augmentation, if any (always the first one)."""
+        return next((a for a in self.augment if a.name in CROP_AUGMENTATIONS), None)
+
+
+class Reported(_Spec):
+    """A number a paper reports for this card under a protocol (percent for accuracy-like metrics)."""
+
+    protocol: str
+    metric: str = "accuracy"
+    value: float
+    note: str = ""
+
+
+class ModelCard(_Spec):
+    """A validated model card (see the module docstring)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+    model: str
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    input: InputSpec
+    recipe: Recipe | None = None  # None for classical (non-neural) models
+    temperature_sweep: tuple[Annotated[float, Field(gt=0)], ...] | None = None
+    citation: str = ""
+    notes: str = ""
+    reported: tuple[Reported, ...] = ()
+
+    _source_file: Path | None = PrivateAttr(None)
+
+    @property
+    def source_file(self) -> Path | None:
+        """The card file this was loaded from (``None`` when built in code)."""
+        return self._source_file
+
+    @property
+    def teacher(self) -> str | None:
+        """The teacher card (name or path) when the objective is distillation, else ``None``."""
+        objective = self.recipe.objective if self.recipe else None
+        return objective.teacher if isinstance(objective, Distillation) else None
+
+    def resolved_dict(self) -> dict[str, Any]:
+        """The card with every default filled in, as plain JSON-able values (``card.resolved.yaml``)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    @property
+    def fingerprint(self) -> str:
+        """16 hex digits of sha256 over the resolved card minus ``citation``, ``notes`` and ``reported``."""
+        payload = self.model_dump(mode="json", by_alias=True, exclude=set(NOT_FINGERPRINTED))
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def with_epochs(self, epochs: int) -> ModelCard:
+        """A copy trained for ``epochs`` epochs (the CLI's ``--epochs``). The schedule keeps its
+        shape: multistep milestones and the step schedule's ``step_size`` scale by
+        ``epochs / recipe.epochs`` (rounded, at least 1)."""
+        recipe = self._require_recipe("--epochs")
+        if epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {epochs}")
+        schedule = recipe.schedule.rescaled(recipe.epochs, epochs)
+        return self._with_recipe(recipe.model_copy(update={"epochs": epochs, "schedule": schedule}))
+
+    def with_temperature(self, temperature: float) -> ModelCard:
+        """A copy distilling at ``temperature`` (one job of ``temperature_sweep``)."""
+        recipe = self._require_recipe("a temperature")
+        if not isinstance(recipe.objective, Distillation):
+            raise ValueError(f"card `{self.name}` does not distil (objective `{recipe.objective.name}`)")
+        objective = recipe.objective.model_copy(update={"temperature": float(temperature)})
+        return self._with_recipe(recipe.model_copy(update={"objective": objective}))
+
+    def _require_recipe(self, what: str) -> Recipe:
+        if self.recipe is None:
+            raise ValueError(f"card `{self.name}` has no training recipe to apply {what} to")
+        return self.recipe
+
+    def _with_recipe(self, recipe: Recipe) -> ModelCard:
+        card = self.model_copy(update={"recipe": recipe})
+        card._source_file = self._source_file
+        return card
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def baselines_dir() -> Path:
+    """The folder of bundled cards: ``$FERBENCH_BASELINES``, else ``<repository>/baselines``."""
+    override = os.environ.get(BASELINES_ENV)
+    return Path(override).expanduser() if override else Path(ferbench.__file__).resolve().parents[1] / "baselines"
+
+
+def card_names() -> list[str]:
+    """Names of the bundled cards, sorted."""
+    folder = baselines_dir()
+    return sorted(path.stem for path in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def list_cards() -> list[ModelCard]:
+    """Every bundled card, sorted by name."""
+    return [load_card(baselines_dir() / f"{name}.yaml") for name in card_names()]
+
+
+def load_card(name_or_path: str | Path) -> ModelCard:
+    """Load a card by bundled name (``emotionnet_nano_a``) or by path to a YAML file.
+
+    Raises:
+        UnknownName: a bare name that is no bundled card (with a suggestion).
+        ProtocolError: an invalid card, naming the file, line and key.
+    """
+    text = str(name_or_path)
+    if isinstance(name_or_path, Path) or text.endswith((".yaml", ".yml")) or os.sep in text or "/" in text:
+        path = Path(name_or_path).expanduser().resolve()
+        if not path.is_file():
+            raise ProtocolError(path, "model card file not found")
+    else:
+        path = baselines_dir() / f"{text}.yaml"
+        if not path.is_file():
+            raise UnknownName("model card", text, card_names())
+    raw, marks = _read_yaml(path)
+    where = _Locator(path, marks)
+    try:
+        card = ModelCard.model_validate(raw)
+    except ValidationError as err:
+        raise _translate(_unknown_keys_first(err), ModelCard, (), where) from None
+    _check_consistency(card, path, where)
+    if card.recipe is not None and card.recipe.init_checkpoint is not None:
+        checkpoint = (path.parent / Path(os.path.expandvars(card.recipe.init_checkpoint)).expanduser()).resolve()
+        card = card.model_copy(update={"recipe": card.recipe.model_copy(update={"init_checkpoint": str(checkpoint)})})
+    card._source_file = path
+    return card
+
+
+def _unknown_keys_first(err: ValidationError) -> ValidationError:
+    """``err`` with unknown-key errors first: a misspelt required key then reads as a typo
+    (with a suggestion) rather than as a missing key."""
+    errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    return ValidationError.from_exception_data(err.title, errors)
+
+
+def _check_consistency(card: ModelCard, path: Path, where: _Locator) -> None:
+    """Rules that span several keys."""
+    if card.name != path.stem:
+        raise where.error(("name",), f"card name `{card.name}` differs from its file name `{path.stem}`; "
+                                     "they must match (the name is the run directory)")
+    recipe = card.recipe
+    if card.temperature_sweep is not None and not (recipe and isinstance(recipe.objective, Distillation)):
+        raise where.error(("temperature_sweep",), "`temperature_sweep` needs objective `distillation`")
+    if recipe is None:
+        return
+    crops = [i for i, a in enumerate(recipe.augment) if a.name in CROP_AUGMENTATIONS]
+    if len(crops) > 1 or crops and crops[0] != 0:
+        raise where.error(("recipe", "augment", crops[-1]),
+                          f"at most one of {', '.join(CROP_AUGMENTATIONS)}, and it must come first in `augment`")
+    if recipe.tta != "none" and (recipe.crop is None or recipe.crop.name != recipe.tta):
+        raise where.error(("recipe", "tta"), f"tta `{recipe.tta}` averages the views of augmentation "
+                                             f"`{recipe.tta}`, which `augment` lacks")

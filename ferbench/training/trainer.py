@@ -1,0 +1,273 @@
+"""Train a model as its card's recipe says, and predict with the card's test-time views.
+
+Everything about training comes from the card: optimiser, per-epoch learning-rate schedule,
+epochs, batch size, repeats, augmentation and objective (looked up by name); no model has a
+code path of its own here. The uint8 training images sit on the device as one tensor; each
+batch is indexed, prepared (:mod:`.inputs`) and augmented (:mod:`.augment`) there.
+
+Reproducibility: the caller seeds (:func:`seed_everything`) *before* building the model, so
+the initial weights depend on the seed only; :func:`fit` seeds again and draws the batch order
+and every augmentation from a ``torch.Generator`` on the device seeded with ``seed``. The same
+seed on the same device gives the same weights (bit for bit on CPU; CUDA kernels may differ).
+
+Precision: on CUDA the forward pass runs under ``torch.autocast`` (bfloat16 where supported,
+else float16 with a gradient scaler); losses are computed in float32. Elsewhere float32.
+"""
+
+from __future__ import annotations
+
+import random
+import warnings
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from ferbench.cards import ModelCard, OptimizerSpec, Recipe
+from ferbench.errors import DataError, ProtocolError
+from ferbench.training.augment import Augmenter
+from ferbench.training.inputs import match_channels, prepare, resize, resize_uint8
+from ferbench.training.objectives import Objective, objective_class
+
+TeacherForward = Callable[[torch.Tensor], torch.Tensor]
+"""Student batch (normalised, augmented, B x C x H x W) -> teacher logits B x K."""
+
+_OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], Any], torch.optim.Optimizer]] = {
+    "adam": lambda params, s: torch.optim.Adam(params, lr=s.lr, betas=s.betas, eps=s.eps, weight_decay=s.weight_decay),
+    "adamw": lambda params, s: torch.optim.AdamW(params, lr=s.lr, betas=s.betas, eps=s.eps, weight_decay=s.weight_decay),
+    "sgd": lambda params, s: torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, nesterov=s.nesterov,
+                                             weight_decay=s.weight_decay),
+}
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) and ask cuDNN for deterministic kernels.
+
+    Call it right before ``create_model`` so the initial weights depend on ``seed`` only.
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
+def learning_rate(recipe: Recipe, epoch: int) -> float:
+    """The learning rate of 0-based ``epoch``: ``optimizer.lr * schedule.factor(epoch)``."""
+    return recipe.optimizer.lr * recipe.schedule.factor(epoch)
+
+
+def build_optimizer(params: list[nn.Parameter], spec: OptimizerSpec) -> torch.optim.Optimizer:
+    """The torch optimiser a card's ``recipe.optimizer`` describes."""
+    return _OPTIMIZERS[spec.name](params, spec)
+
+
+def fit(
+    model: Any,
+    card: ModelCard,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    device: torch.device,
+    seed: int,
+    teacher: TeacherForward | None = None,
+    progress: bool = True,
+    on_epoch_end: Callable[[int, float], None] | None = None,
+) -> Any:
+    """Train ``model`` on ``images`` (uint8 N x H x W or N x H x W x 3) and ``labels`` (int64 N).
+
+    Classical models (not ``nn.Module``) get the images resized to the card's input as a
+    uint8 numpy array and fit in one call. Neural models train for ``recipe.epochs`` epochs
+    on ``device`` and are returned in eval mode.
+
+    Args:
+        teacher: for objectives that distil, maps the augmented student batch to teacher
+            logits (see :func:`teacher_forward`); called without gradients.
+        on_epoch_end: called as ``on_epoch_end(epoch, mean_loss)`` (0-based epoch, mean
+            training loss over the epoch's images).
+    """
+    if not isinstance(model, nn.Module):
+        return model.fit(_classical_images(card, images), labels.cpu().numpy())
+    device = torch.device(device)
+    recipe = _recipe(card)
+    objective_cls = objective_class(recipe.objective.name)
+    _check_objective(model, card, objective_cls, teacher)
+    seed_everything(seed)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    model.to(device)
+    if recipe.init_checkpoint is not None:
+        load_init_checkpoint(model, recipe.init_checkpoint)
+    if isinstance(teacher, nn.Module):
+        teacher.eval()
+    images, labels = images.to(device), labels.to(device)
+    augmenter = Augmenter(recipe.augment, recipe.tta, card.input.size)
+
+    def batch(index: torch.Tensor) -> torch.Tensor:
+        return prepare(images[index], augmenter.canvas_size, card.input.channels, card.input.normalise)
+
+    probe = augmenter.test_views(batch(torch.arange(min(2, len(images)), device=device)))[0]
+    objective = objective_cls(model, recipe.objective, _num_classes(model, probe))
+    optimizer = build_optimizer(list(model.parameters()) + objective.extra_parameters(), recipe.optimizer)
+    precision = _Precision(device)
+    bar = tqdm(range(recipe.epochs), desc=card.name, unit="epoch", disable=not progress, leave=False)
+    for epoch in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(recipe, epoch)
+        model.train()
+        total, seen = torch.zeros((), device=device), 0
+        for index in _batches(len(images), recipe, generator):
+            x = augmenter.train(batch(index), generator)
+            y = labels[index]
+            with precision.autocast():
+                teacher_logits = _no_grad(teacher, x)
+                loss = objective.loss(model, x, y, teacher_logits)
+            optimizer.zero_grad(set_to_none=True)
+            precision.step(loss, optimizer)
+            objective.after_step()
+            total += loss.detach() * len(index)
+            seen += len(index)
+        mean_loss = (total / max(seen, 1)).item()
+        bar.set_postfix(loss=f"{mean_loss:.4f}")
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, mean_loss)
+    return model.eval()
+
+
+def predict_proba(model: Any, card: ModelCard, images: torch.Tensor, device: torch.device,
+                  batch_size: int = 256) -> torch.Tensor:
+    """Class probabilities, float32 N x K on the CPU, in eval mode without gradients.
+
+    With ``recipe.tta`` set, the softmax outputs of all crop views are averaged; a card with a
+    crop augmentation but ``tta: none`` predicts on the centre crop.
+    """
+    if not isinstance(model, nn.Module):
+        return torch.from_numpy(np.asarray(model.predict_proba(_classical_images(card, images)))).float()
+    device = torch.device(device)
+    recipe = card.recipe
+    augmenter = Augmenter(recipe.augment if recipe else (), recipe.tta if recipe else "none", card.input.size)
+    model.to(device).eval()
+    chunks = []
+    with torch.inference_mode(), _Precision(device).autocast():
+        for chunk in images.split(batch_size):
+            x = prepare(chunk.to(device), augmenter.canvas_size, card.input.channels, card.input.normalise)
+            views = augmenter.test_views(x)
+            probs = sum(F.softmax(model(view).float(), dim=1) for view in views) / len(views)
+            chunks.append(probs.cpu())
+    if not chunks:
+        raise ValueError("predict_proba got no images")
+    return torch.cat(chunks)
+
+
+def teacher_forward(teacher: nn.Module, teacher_card: ModelCard, student_card: ModelCard) -> TeacherForward:
+    """Teacher logits for a student batch: resized (bilinear) to the teacher's input size and
+    converted to its channels. The batch is already normalised the student's way, so both
+    cards must name the same ``input.normalise``. ``teacher`` must sit on the training device."""
+    if teacher_card.input.normalise != student_card.input.normalise:
+        raise ProtocolError(student_card.source_file,
+                            f"the teacher `{teacher_card.name}` normalises `{teacher_card.input.normalise}`, this card "
+                            f"`{student_card.input.normalise}`; the teacher sees the student's batch, so they must agree",
+                            key="input.normalise")
+    teacher.eval()
+    size, channels = teacher_card.input.size, teacher_card.input.channels
+    return lambda x: teacher(match_channels(resize(x, size), channels))
+
+
+def load_init_checkpoint(model: nn.Module, path: str | Path) -> None:
+    """Copy into ``model`` every tensor of the state dict file at ``path`` whose name and shape
+    match (a ``state_dict`` or ``model`` wrapper is unwrapped). The rest, e.g. a classifier
+    trained for another class count, keeps its initialisation, with a warning."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "init_checkpoint file not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for a file that is no checkpoint
+        raise DataError(path, f"not a PyTorch state dict file ({err})") from err
+    for wrapper in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    if not isinstance(state, dict):
+        raise DataError(path, f"expected a state dict, found {type(state).__name__}")
+    own = model.state_dict()
+    fitting = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    if not fitting:
+        raise DataError(path, "no tensor of this checkpoint fits the model (names or shapes differ)")
+    left = sorted(set(own) - set(fitting))
+    if left:
+        warnings.warn(f"{path}: {len(left)} model tensors keep their initialisation "
+                      f"({', '.join(left[:5])}{', ...' if len(left) > 5 else ''})", stacklevel=2)
+    model.load_state_dict(fitting, strict=False)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+class _Precision:
+    """Autocast and gradient scaling for a device (see the module docstring)."""
+
+    def __init__(self, device: torch.device):
+        self.device_type = device.type
+        self.dtype: torch.dtype | None = None
+        if device.type == "cuda":
+            self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype is torch.float16)
+
+    def autocast(self) -> AbstractContextManager:
+        return torch.autocast(self.device_type, dtype=self.dtype or torch.bfloat16, enabled=self.dtype is not None)
+
+    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+
+def _recipe(card: ModelCard) -> Recipe:
+    if card.recipe is None:
+        raise ProtocolError(card.source_file, f"model `{card.model}` is a neural network: the card needs a `recipe`",
+                            key="recipe")
+    return card.recipe
+
+
+def _check_objective(model: nn.Module, card: ModelCard, objective_cls: type[Objective],
+                     teacher: TeacherForward | None) -> None:
+    name = card.recipe.objective.name
+    missing = [attr for attr in objective_cls.requires if getattr(model, attr, None) is None]
+    if missing:
+        raise ProtocolError(card.source_file, f"objective `{name}` needs {', '.join(missing)} on the model, "
+                                              f"which `{card.model}` lacks", key="recipe.objective")
+    if objective_cls.needs_teacher and teacher is None:
+        raise ProtocolError(card.source_file, f"objective `{name}` needs a teacher: pass `teacher=` to fit",
+                            key="recipe.objective")
+
+
+def _batches(n: int, recipe: Recipe, generator: torch.Generator) -> list[torch.Tensor]:
+    """One epoch's index batches: a random order of ``repeats`` passes over the ``n`` images.
+    A last batch of a single image is dropped (BatchNorm cannot train on it)."""
+    order = torch.randperm(n * recipe.repeats, generator=generator, device=generator.device) % n
+    batches = list(order.split(recipe.batch_size))
+    return batches[:-1] if len(batches) > 1 and len(batches[-1]) == 1 else batches
+
+
+def _num_classes(model: nn.Module, x: torch.Tensor) -> int:
+    """The model's output width, from an eval-mode forward pass (no state or RNG changes)."""
+    was_training = model.training
+    with torch.no_grad():
+        width = model.eval()(x).shape[1]
+    model.train(was_training)
+    return width
+
+
+def _no_grad(teacher: TeacherForward | None, x: torch.Tensor) -> torch.Tensor | None:
+    if teacher is None:
+        return None
+    with torch.no_grad():
+        return teacher(x).float()
+
+
+def _classical_images(card: ModelCard, images: torch.Tensor) -> np.ndarray:
+    return resize_uint8(images, card.input.size, card.input.channels).cpu().numpy()
