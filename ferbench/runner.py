@@ -27,6 +27,7 @@ from ferbench.models import create_model
 from ferbench.pipeline import ProtocolData
 from ferbench.report import plot_confusion
 from ferbench.runs import RunDir, environment, job_fingerprint
+from ferbench.speed import count_parameters
 from ferbench.splits import Fold
 from ferbench.training import fit, predict_proba, seed_everything, teacher_forward
 
@@ -74,9 +75,11 @@ def run_card(data: ProtocolData, folds: list[Fold], card: ModelCard, options: Ru
     all_jobs = [(s, f.index, job_fingerprint(protocol.fingerprint, card.fingerprint, s, f.index, deviations))
                 for s in options.seeds for f in folds]
     summary = summarise(run, data, card, all_jobs, deviations)
+    done = run.done_jobs(all_jobs)
+    if done:
+        summary["params"] = count_parameters(load_job_model(run, card, len(protocol.classes), *done[0]))
     if options.speed:
-        summary["speed"] = _speed(run, card, len(protocol.classes), device,
-                                  run.done_jobs(all_jobs))
+        summary["speed"] = _speed(run, card, len(protocol.classes), device, done)
     run.write_json("summary.json", summary)
     return summary
 

@@ -1,0 +1,131 @@
+"""The runner: output schema, resume after a crash, determinism, and train/test isolation."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import ferbench.runner as runner
+from ferbench.cards import load_card
+from ferbench.pipeline import attach_images, load_protocol_data
+from ferbench.protocol import load_protocol
+from ferbench.runner import RunOptions, run_card
+
+PROTOCOL = Path(__file__).parents[1] / "protocols" / "ckplus_7cls_si.yaml"
+
+TINY_CARD = """
+name: tiny_microexpnet
+model: microexpnet_xxs
+input: {channels: 1, size: [84, 84], normalise: unit}
+recipe:
+  epochs: 2
+  batch_size: 32
+  optimizer: {name: adam, lr: %s}
+  objective: {name: cross_entropy}
+"""
+
+
+@pytest.fixture(scope="module")
+def data():
+    protocol = load_protocol(PROTOCOL, roots={"ckplus": "synthetic:small"})
+    return attach_images(load_protocol_data(protocol), progress=False)
+
+
+def tiny_card(tmp_path, lr="1.0e-3"):
+    path = tmp_path / f"lr{lr}" / "tiny_microexpnet.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(TINY_CARD % lr)
+    return load_card(path)
+
+
+def count_fits(monkeypatch):
+    calls = []
+    real_fit = runner.fit
+
+    def counting_fit(model, card, images, labels, *args, **kwargs):
+        calls.append((card.name, images.clone(), labels.clone()))
+        return real_fit(model, card, images, labels, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "fit", counting_fit)
+    return calls
+
+
+def options(out, **kw):
+    return RunOptions(out=out, folds=kw.pop("folds", [0, 1]), progress=False, speed=kw.pop("speed", False), **kw)
+
+
+def test_outputs_follow_the_documented_schema(data, tmp_path):
+    card = tiny_card(tmp_path)
+    summary = run_card(data, data.folds(), card, options(tmp_path / "runs", speed=True))
+    run = tmp_path / "runs" / "ckplus_7cls_si" / "tiny_microexpnet"
+    for name in ("protocol.resolved.yaml", "card.resolved.yaml", "env.json", "folds.json",
+                 "summary.json", "speed.json", "confusion.png"):
+        assert (run / name).is_file(), name
+    for fold in (0, 1):
+        job = run / "seed0" / f"fold{fold}"
+        for name in ("metrics.json", "predictions.csv", "confusion.csv", "model.pt", "DONE"):
+            assert (job / name).is_file(), name
+        predictions = pd.read_csv(job / "predictions.csv")
+        assert list(predictions.columns[:4]) == ["path", "subject", "true", "predicted"]
+        assert [c for c in predictions.columns if c.startswith("p_")] == [f"p_{c}" for c in data.protocol.classes]
+        assert len(predictions) == len(data.folds()[fold].test)
+        assert np.allclose(predictions.filter(like="p_").sum(axis=1), 1.0, atol=1e-4)
+    on_disk = json.loads((run / "summary.json").read_text())
+    assert on_disk == json.loads(json.dumps(summary))
+    for key in ("protocol", "fingerprint", "model", "classes", "metrics", "confusion", "params", "complete"):
+        assert key in on_disk, key
+    assert on_disk["complete"] is False and on_disk["jobs_done"] == 2 and on_disk["jobs_total"] == 10
+    assert set(on_disk["metrics"]) >= {"accuracy", "macro_f1", "uar"}
+    assert np.asarray(on_disk["confusion"]).sum() == sum(len(data.folds()[k].test) for k in (0, 1))
+    folds = json.loads((run / "folds.json").read_text())
+    assert not set(folds[0]["train_subjects"]) & set(folds[0]["test_subjects"])
+
+
+def test_resume_skips_finished_folds_and_redoes_unfinished(data, tmp_path, monkeypatch):
+    calls = count_fits(monkeypatch)
+    card = tiny_card(tmp_path)
+    out = tmp_path / "runs"
+    run_card(data, data.folds(), card, options(out))
+    assert len(calls) == 2
+    # simulate a crash inside fold 1: its files may exist, but DONE was never written
+    (out / "ckplus_7cls_si" / "tiny_microexpnet" / "seed0" / "fold1" / "DONE").unlink()
+    run_card(data, data.folds(), card, options(out))
+    assert len(calls) == 3  # only fold 1 again
+    run_card(data, data.folds(), card, options(out))
+    assert len(calls) == 3  # nothing left to do
+    run_card(data, data.folds(), tiny_card(tmp_path, lr="2.0e-3"), options(out))
+    assert len(calls) == 5  # a changed recipe never reuses stale folds
+
+
+def test_same_seed_gives_same_predictions(data, tmp_path):
+    card = tiny_card(tmp_path)
+    for out in ("a", "b"):
+        run_card(data, data.folds(), card, options(tmp_path / out, folds=[0]))
+    read = lambda out: (tmp_path / out / "ckplus_7cls_si" / "tiny_microexpnet" / "seed0" / "fold0" / "predictions.csv").read_text()
+    assert read("a") == read("b")
+    run_card(data, data.folds(), card, options(tmp_path / "c", folds=[0], seeds=[1]))
+    other = (tmp_path / "c" / "ckplus_7cls_si" / "tiny_microexpnet" / "seed1" / "fold0" / "predictions.csv").read_text()
+    assert other != read("a")
+
+
+def test_no_test_fold_image_reaches_the_optimiser(data, tmp_path, monkeypatch):
+    calls = count_fits(monkeypatch)
+    run_card(data, data.folds(), tiny_card(tmp_path), options(tmp_path / "runs"))
+    digest = lambda row: hashlib.sha1(np.ascontiguousarray(row).tobytes()).hexdigest()
+    for (_, images, labels), fold in zip(calls, data.folds()[:2]):
+        seen = {digest(row) for row in images.numpy()}
+        assert seen == {digest(data.images[i]) for i in fold.train}
+        assert not seen & {digest(data.images[i]) for i in fold.test}
+        assert labels.tolist() == data.y[fold.train].tolist()
+        train_subjects = {data.samples[i].subject for i in fold.train}
+        assert not train_subjects & {data.samples[i].subject for i in fold.test}
+
+
+def test_classical_card_runs_and_reports_speed(data, tmp_path):
+    summary = run_card(data, data.folds(), load_card("lbp_svm"), options(tmp_path / "runs", speed=True, folds=[0]))
+    assert summary["jobs_done"] == 1
+    assert summary["speed"]["params"] > 0
+    assert 0.0 <= summary["metrics"]["accuracy"]["mean"] <= 1.0
