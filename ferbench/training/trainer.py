@@ -46,6 +46,10 @@ _OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], Any], torch.optim.Optimizer
 }
 
 
+PREPARE_CHUNK = 1024
+"""Images converted per step when the training set is prepared for the network (bounds peak memory)."""
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) and ask cuDNN for deterministic kernels.
 
@@ -104,11 +108,14 @@ def fit(
         load_init_checkpoint(model, recipe.init_checkpoint)
     if isinstance(teacher, nn.Module):
         teacher.eval()
-    images, labels = images.to(device), labels.to(device)
+    labels = labels.to(device)
     augmenter = Augmenter(recipe.augment, recipe.tta, card.input.size)
+    # Resizing and scaling are the same every epoch: do them once, in chunks, on the device.
+    canvas = torch.cat([prepare(chunk.to(device), augmenter.canvas_size, card.input.channels, card.input.normalise)
+                        for chunk in images.split(PREPARE_CHUNK)])
 
     def batch(index: torch.Tensor) -> torch.Tensor:
-        return prepare(images[index], augmenter.canvas_size, card.input.channels, card.input.normalise)
+        return canvas[index]
 
     probe = augmenter.test_views(batch(torch.arange(min(2, len(images)), device=device)))[0]
     objective = objective_cls(model, recipe.objective, _num_classes(model, probe))
