@@ -376,6 +376,16 @@ def test_same_seed_same_weights_other_seed_other_weights():
     assert not all(torch.equal(first[k], other[k]) for k in first)
 
 
+def test_streaming_large_sets_gives_the_same_weights_as_resident(monkeypatch):
+    # a set over the resident-size limit is prepared batch by batch: same numbers, less memory
+    images, labels = left_right_images(32)
+    card = make_card(epochs=2, augment=[{"name": "hflip"}])
+    resident = seeded_fit(card, 1, images, labels).state_dict()
+    monkeypatch.setenv("FERBENCH_RESIDENT_BYTES", "1")
+    streamed = seeded_fit(card, 1, images, labels).state_dict()
+    assert all(torch.allclose(resident[k], streamed[k], atol=1e-6) for k in resident)
+
+
 def test_fit_seeds_its_own_randomness():
     # same initial weights, different global RNG state before fit: dropout and batches still agree
     images, labels = left_right_images(16)

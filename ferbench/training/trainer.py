@@ -16,6 +16,7 @@ else float16 with a gradient scaler); losses are computed in float32. Elsewhere 
 
 from __future__ import annotations
 
+import os
 import random
 import warnings
 from collections.abc import Callable
@@ -110,12 +111,7 @@ def fit(
         teacher.eval()
     labels = labels.to(device)
     augmenter = Augmenter(recipe.augment, recipe.tta, card.input.size)
-    # Resizing and scaling are the same every epoch: do them once, in chunks, on the device.
-    canvas = torch.cat([prepare(chunk.to(device), augmenter.canvas_size, card.input.channels, card.input.normalise)
-                        for chunk in images.split(PREPARE_CHUNK)])
-
-    def batch(index: torch.Tensor) -> torch.Tensor:
-        return canvas[index]
+    batch = _batch_source(images, augmenter.canvas_size, card, device)
 
     probe = augmenter.test_views(batch(torch.arange(min(2, len(images)), device=device)))[0]
     objective = objective_cls(model, recipe.objective, _num_classes(model, probe))
@@ -250,6 +246,27 @@ def _check_objective(model: nn.Module, card: ModelCard, objective_cls: type[Obje
     if objective_cls.needs_teacher and teacher is None:
         raise ProtocolError(card.source_file, f"objective `{name}` needs a teacher: pass `teacher=` to fit",
                             key="recipe.objective")
+
+
+def resident_bytes_limit() -> int:
+    """Largest prepared training set kept whole on the device: ``$FERBENCH_RESIDENT_BYTES`` or 2 GiB."""
+    return int(os.environ.get("FERBENCH_RESIDENT_BYTES", 2 * 2**30))
+
+
+def _batch_source(images: torch.Tensor, canvas_size: tuple[int, int], card: ModelCard,
+                  device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A function from an index batch to the prepared float batch on ``device``.
+
+    Small sets (the usual FER case) are resized and scaled once and kept on the device as one
+    tensor; a set whose prepared size exceeds :func:`resident_bytes_limit` stays uint8 on the
+    host and each batch is prepared as it is drawn (streaming). Both give the same values."""
+    channels, mode = card.input.channels, card.input.normalise
+    prepared_bytes = len(images) * channels * canvas_size[0] * canvas_size[1] * 4
+    if prepared_bytes > resident_bytes_limit():
+        host = images.cpu().pin_memory() if device.type == "cuda" else images.cpu()
+        return lambda index: prepare(host[index.cpu()].to(device, non_blocking=True), canvas_size, channels, mode)
+    canvas = torch.cat([prepare(chunk.to(device), canvas_size, channels, mode) for chunk in images.split(PREPARE_CHUNK)])
+    return lambda index: canvas[index]
 
 
 def _batches(n: int, recipe: Recipe, generator: torch.Generator) -> list[torch.Tensor]:
