@@ -20,10 +20,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ferbench import plugins
 from ferbench.cards import ModelCard, load_card
 from ferbench.io import atomic_write_bytes, atomic_write_text
-from ferbench.metrics import aggregate, cross_dataset_drop, fold_metrics
-from ferbench.models import create_model
+from ferbench.metrics import aggregate, cross_dataset_drop, fold_metrics, row_normalise
 from ferbench.pipeline import ProtocolData
 from ferbench.report import plot_confusion
 from ferbench.runs import RunDir, environment, job_fingerprint
@@ -221,6 +221,7 @@ def summarise(run: RunDir, data: ProtocolData, card: ModelCard, jobs: list[tuple
         agg = aggregate(side_metrics)
         summary["metrics"] = {k: v for k, v in agg.items() if isinstance(v, dict) and "mean" in v}
         summary["confusion"] = agg["confusion"]
+        summary["confusion_normalised"] = np.round(row_normalise(agg["confusion"]), 4).tolist()
         summary["pooled"] = agg["pooled"]
         suffix = "" if primary_side == "test" else f"_{primary_side}"
         plot_confusion(np.asarray(agg["confusion"]), classes, run.root / f"confusion{suffix}.png",
@@ -236,9 +237,9 @@ def summarise(run: RunDir, data: ProtocolData, card: ModelCard, jobs: list[tuple
 
 
 def build_model(card: ModelCard, num_classes: int) -> Any:
-    """The card's untrained model (torch module or classical estimator)."""
-    return create_model(card.model, num_classes=num_classes, in_chans=card.input.channels,
-                        input_size=tuple(card.input.size), **card.kwargs)
+    """The card's untrained model (torch module or classical estimator): a registered model,
+    ``timm/<architecture>`` or a factory string, checked against the model contract (:mod:`ferbench.plugins`)."""
+    return plugins.build_model(card, num_classes)
 
 
 def load_job_model(run: RunDir, card: ModelCard, num_classes: int, seed: int, fold: int) -> Any:

@@ -129,3 +129,18 @@ def test_classical_card_runs_and_reports_speed(data, tmp_path):
     assert summary["jobs_done"] == 1
     assert summary["speed"]["params"] > 0
     assert 0.0 <= summary["metrics"]["accuracy"]["mean"] <= 1.0
+
+
+def test_cross_dataset_reports_source_target_and_drop(tmp_path):
+    path = PROTOCOL.parent / "cross_ckplus_jaffe_cspp.yaml"
+    protocol = load_protocol(path, roots={"ckplus": "synthetic:small", "jaffe": "synthetic:small"})
+    data = attach_images(load_protocol_data(protocol), progress=False)
+    summary = run_card(data, data.folds(), load_card("lbp_svm"), options(tmp_path / "runs", folds=[0, 1]))
+    job = tmp_path / "runs" / "cross_ckplus_jaffe_cspp" / "lbp_svm" / "seed0" / "fold0"
+    per_fold = json.loads((job / "metrics.json").read_text())
+    assert per_fold["source"]["n"] == len(data.folds()[0].test)
+    assert per_fold["target"]["n"] == len(data.target.samples)  # every fold model sees the whole target
+    assert len(pd.read_csv(job / "predictions_target.csv")) == len(data.target.samples)
+    assert summary["cross_dataset"] is True
+    source, target = summary["source_metrics"]["accuracy"]["mean"], summary["metrics"]["accuracy"]["mean"]
+    assert summary["drop"]["drop"] == pytest.approx(source - target)
