@@ -161,5 +161,177 @@ def _ms(speed: dict) -> str:
     return f"{latency['median_ms']:.2f}" if "median_ms" in latency else "-"
 
 
+@app.command("protocols")
+def list_protocols(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False) -> None:
+    """List the shipped protocols (the protocols/ folder, or $FERBENCH_PROTOCOLS)."""
+    from ferbench.leaderboard import catalogue, protocols_dir
+
+    try:
+        entries = catalogue()
+    except FerbenchError as exc:
+        fail(exc)
+    if as_json:
+        typer.echo(json.dumps(entries, indent=2, ensure_ascii=False))
+        return
+    rows = [[e["id"], e["file"], " -> ".join(e["datasets"]), len(e["classes"]), e["frames"], e["split"],
+             "; ".join(e["papers"])] for e in entries]
+    typer.echo(tabulate(rows, headers=["id", "file", "dataset(s)", "classes", "frames", "split", "papers"]))
+    typer.echo(f"{len(entries)} protocols in {protocols_dir()}")
+
+
+@app.command()
+def leaderboard(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run output roots (OUT of `ferbench run`), protocol folders or run folders.")],
+    out: Annotated[Path, typer.Option(help="Folder to write the markdown pages into.")] = Path("leaderboards"),
+) -> None:
+    """Write markdown leaderboard pages from finished runs (never re-runs anything)."""
+    from ferbench.leaderboard import write_leaderboard
+
+    try:
+        pages = write_leaderboard(run_dirs, out)
+    except FerbenchError as exc:
+        fail(exc)
+    typer.echo(f"wrote {len(pages)} pages to {out}: {', '.join(p.name for p in pages)}")
+
+
+@app.command()
+def evaluate(
+    protocol_file: Annotated[Path, typer.Argument(help="Protocol YAML.")],
+    checkpoint: Annotated[Path, typer.Option(help="TorchScript .pt, ONNX .onnx, state dict .pt or classical .pkl.")],
+    model: Annotated[Optional[str], typer.Option(help="Card (name, YAML path or timm/<arch>); default: the checkpoint's run directory or ONNX metadata.")] = None,
+    labels: Annotated[Optional[str], typer.Option(help="The model's label order, comma-separated canonical names.")] = None,
+    out: Annotated[Path, typer.Option(help="Run directory root.")] = Path("runs"),
+    name: Annotated[Optional[str], typer.Option(help="Run directory name (default: the card's name).")] = None,
+    root: RootOption = None,
+    synthetic: SyntheticOption = False,
+    allow_missing: Annotated[bool, typer.Option(
+        "--allow-missing", help="Protocol classes the model lacks count as wrong instead of failing.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Evaluate a trained model on every test sample of a protocol, without training."""
+    from ferbench.evaluate import evaluate_checkpoint, load_trained_model
+    from ferbench.pipeline import attach_images, load_protocol_data
+    from ferbench.protocol import load_protocol
+    from ferbench.report import format_mean_std, results_table
+
+    try:
+        trained = load_trained_model(checkpoint, model, _labels(labels))
+        protocol = load_protocol(protocol_file, roots=parse_roots(root), synthetic=synthetic)
+        data = attach_images(load_protocol_data(protocol))
+        summary = evaluate_checkpoint(data, trained, out, name=name, device=device, allow_missing=allow_missing)
+    except FerbenchError as exc:
+        fail(exc)
+    metrics, mapping = summary["metrics"], summary["label_mapping"]
+    typer.echo(results_table([{
+        "protocol": protocol.id + (" (synthetic)" if data.synthetic else ""), "model": summary["model"],
+        "accuracy": format_mean_std(metrics["accuracy"]), "macro_f1": format_mean_std(metrics["macro_f1"]),
+        "samples": sum(map(sum, summary["confusion"])), "params": summary["params"],
+    }], ["protocol", "model", "accuracy", "macro_f1", "samples", "params"]))
+    if mapping["missing"]:
+        typer.echo(f"classes the model lacks (its {mapping['missing_samples']} samples count as wrong): "
+                   f"{', '.join(mapping['missing'])}")
+    if mapping["dropped"]:
+        typer.echo(f"model classes dropped (mean probability {mapping['dropped_mass']:.3f} removed, rest renormalised): "
+                   f"{', '.join(mapping['dropped'])}")
+    typer.echo(f"results under {(out / protocol.id / summary['model']).resolve()}")
+
+
+@app.command()
+def export(
+    model: Annotated[str, typer.Argument(help="Card of the checkpoint (name, YAML path or timm/<arch>).")],
+    checkpoint: Annotated[Path, typer.Option(help="State dict, e.g. a run's seed0/fold0/model.pt.")],
+    onnx: Annotated[Path, typer.Option("--onnx", help="ONNX file to write.")],
+    labels: Annotated[Optional[str], typer.Option(help="The model's label order (default: the checkpoint's run directory).")] = None,
+) -> None:
+    """Export a trained model to ONNX and check ONNX Runtime against PyTorch."""
+    from ferbench.evaluate import load_trained_model
+    from ferbench.export import TOLERANCE, export_onnx
+
+    try:
+        trained = load_trained_model(checkpoint, model, _labels(labels))
+        difference = export_onnx(trained.model, trained.card, onnx, trained.labels, trained.preprocess)
+    except FerbenchError as exc:
+        fail(exc)
+    typer.echo(f"wrote {onnx} (opset 17, dynamic batch, labels {','.join(trained.labels)})")
+    typer.echo(f"ONNX Runtime vs PyTorch: max abs logit difference {difference:.2e} (< {TOLERANCE:g})")
+
+
+@app.command()
+def predict(
+    inputs: Annotated[list[Path], typer.Argument(help="Images, videos or folders of them.")],
+    checkpoint: Annotated[Path, typer.Option(help="TorchScript .pt, ONNX .onnx, state dict .pt or classical .pkl.")],
+    model: Annotated[Optional[str], typer.Option(help="Card (name or YAML path); default: the checkpoint's run directory or ONNX metadata.")] = None,
+    labels: Annotated[Optional[str], typer.Option(help="The model's label order (default: the run directory or ONNX metadata).")] = None,
+    annotate: Annotated[Optional[Path], typer.Option(help="Folder for copies of the pictures with boxes and labels drawn.")] = None,
+    face: Annotated[str, typer.Option(help="haar (largest Haar face) or none (the whole picture).")] = "haar",
+    every: Annotated[int, typer.Option(min=1, help="Video: predict every N-th frame.")] = 1,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Print expression probabilities for the face in each image (or video frame)."""
+    from ferbench.evaluate import load_trained_model
+    from ferbench.predict import FACE_METHODS, predict_paths
+    from ferbench.runner import resolve_device
+
+    if face not in FACE_METHODS:
+        raise typer.BadParameter(f"`{face}`: choose one of {', '.join(FACE_METHODS)}", param_hint="--face")
+    try:
+        trained = load_trained_model(checkpoint, model, _labels(labels))
+        results = predict_paths(inputs, trained, face, every, annotate, resolve_device(device))
+    except FerbenchError as exc:
+        fail(exc)
+    rows = [[r.source, " ".join(map(str, r.box)) if r.box else "no face", *(r.top or ("-", None)),
+             *(r.probabilities.get(label) for label in trained.labels)] for r in results]
+    typer.echo(tabulate(rows, headers=["file", "face x y w h", "top", "p", *trained.labels], floatfmt=".3f"))
+    if annotate is not None:
+        typer.echo(f"annotated pictures in {annotate}")
+
+
+@app.command()
+def speed(
+    models: Annotated[Optional[str], typer.Option(help="Comma-separated cards (names, YAML paths or timm/<arch>); default: every baseline.")] = None,
+    device: Annotated[str, typer.Option(help="cpu, or cuda to add GPU latency.")] = "cpu",
+    onnx: Annotated[bool, typer.Option("--onnx", help="Add ONNX Runtime CPU latency (1 intra-op thread).")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Few warm-up passes and repeats (rough timings).")] = False,
+    classes: Annotated[int, typer.Option(min=2, help="Number of output classes.")] = 7,
+) -> None:
+    """Parameters, size, MACs and batch-1 latency of untrained models (PyTorch, optionally ONNX Runtime)."""
+    import torch
+
+    from ferbench.cards import list_cards, load_card
+    from ferbench.plugins import build_model
+    from ferbench.speed import speed_report
+
+    rows, classical = [], []
+    try:
+        cards = [load_card(m.strip()) for m in models.split(",")] if models else list_cards()
+        for card in cards:
+            model = build_model(card, classes)
+            if not isinstance(model, torch.nn.Module):
+                classical.append(card.name)
+                continue
+            report = speed_report(model, (card.input.channels, *card.input.size), device=device, quick=quick)
+            row = [card.name, report["params"], f"{report['size_mb']:.2f}", f"{report['macs'] / 1e6:.1f}",
+                   _ms(report)]
+            if onnx:
+                from ferbench.export import onnx_latency
+
+                row.append(f"{onnx_latency(model, card, quick=quick)['median_ms']:.2f}")
+            if device != "cpu":
+                row.append(f"{report['cuda']['latency']['median_ms']:.2f}" if report["cuda"] else "-")
+            rows.append(row)
+    except FerbenchError as exc:
+        fail(exc)
+    headers = ["model", "params", "MiB", "MMACs", "cpu ms (1 thread)"] + ["onnxruntime ms (1 thread)"] * onnx
+    typer.echo(tabulate(rows, headers=headers + [f"{device} ms"] * (device != "cpu"), disable_numparse=True))
+    typer.echo(f"batch 1, {'quick: few repeats' if quick else 'median of 100 passes after 10 warm-up'}, {classes} classes")
+    if classical:
+        typer.echo(f"not timed (classical models predict only after training; `ferbench run` times them): "
+                   f"{', '.join(classical)}")
+
+
+def _labels(text: str | None) -> tuple[str, ...] | None:
+    return tuple(t.strip() for t in text.split(",") if t.strip()) if text else None
+
+
 if __name__ == "__main__":
     app()

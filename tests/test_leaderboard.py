@@ -1,0 +1,318 @@
+"""The leaderboard: ranking, labels and paired tests on hand-made run directories, the protocol
+catalogue, and one smoke test on a real run of the small synthetic twin."""
+
+import json
+import os
+import statistics
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from ferbench.cli import app
+from ferbench.leaderboard import build_boards, find_runs, write_leaderboard
+from ferbench.runs import job_fingerprint
+
+PROTOCOLS = Path(__file__).parents[1] / "protocols"
+CLASSES = ["anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise"]
+SPEED = {"params": 65000, "size_mb": 0.248, "macs": 2853200, "cpu": {"latency": {"median_ms": 0.6526}}}
+
+# A beats B on each of 10 folds, by 1..10 points: every difference has the same sign, so the
+# exact two-sided Wilcoxon p is 2 / 2**10 = 0.001953125.
+A = [0.81, 0.82, 0.83, 0.84, 0.85, 0.86, 0.87, 0.88, 0.89, 0.90]  # 85.50 ± 3.03
+B = [0.80] * 10  # 80.00 ± 0.00
+C = [0.70, 0.82, 0.78, 0.82, 0.78, 0.82, 0.78, 0.82, 0.78, 0.82]  # 79.20 ± 3.79
+
+
+def stats(values):
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "values": values}
+
+
+def make_run(out, protocol_id, model, scores, *, fingerprint="fp_a", complete=True, synthetic=False,
+             dataset="ckplus", reported=(), source_scores=None, split=None, mtime=None):
+    """Write a run directory by hand: per-fold metrics.json + DONE, summary.json, resolved protocol.
+
+    ``source_scores`` makes it a cross-dataset run (``dataset`` -> jaffe) whose fold scores sit
+    under ``target`` and the source scores under ``source``."""
+    root = out / protocol_id / model
+    card_fp = f"card-{model}"
+    cross = source_scores is not None
+    for fold, score in enumerate(scores):
+        job = root / "seed0" / f"fold{fold}"
+        job.mkdir(parents=True)
+        result = {"seed": 0, "fold": fold, ("target" if cross else "test"): {"accuracy": score}}
+        if cross:
+            result["source"] = {"accuracy": source_scores[fold]}
+        (job / "metrics.json").write_text(json.dumps(result))
+        (job / "DONE").write_text(job_fingerprint(fingerprint, card_fp, 0, fold, {}) + "\n")
+    spec = {"name": dataset, "root": "synthetic:small" if synthetic else f"/data/{dataset}", "options": {}}
+    frames = {"select": "last_n", "n": 3, "first_as_neutral": "none", "intensities": None}
+    protocol = {
+        "id": protocol_id, "version": 1, "description": f"hand-made {protocol_id}", "papers": ["Paper (000)"],
+        "dataset": None if cross else spec, "classes": CLASSES, "frames": frames,
+        "split": split or {"type": "subject_kfold", "k": 10, "assign": "ascending_round_robin", "seed": 0},
+        "cross_dataset": {"train": [{"dataset": spec, "frames": frames}],
+                          "test": {"dataset": {**spec, "name": "jaffe"},
+                                   "frames": {**frames, "select": "all", "n": None}},
+                          "evaluate": "fold_models"} if cross else None,
+        "metrics": {"primary": "accuracy", "report": ["accuracy", "macro_f1", "weighted_f1", "uar"]},
+    }
+    summary = {
+        "protocol": protocol_id, "fingerprint": fingerprint, "model": model, "card_fingerprint": card_fp,
+        "classes": CLASSES, "synthetic": synthetic, "cross_dataset": cross, "deviations": {},
+        "jobs_done": len(scores), "jobs_total": 10, "complete": complete, "seeds": [0],
+        "reported": [{"protocol": protocol_id, "metric": "accuracy", "value": value, "note": "Table 1"}
+                     for value in reported],
+        "metrics": {"accuracy": stats(scores), "macro_f1": stats(scores), "uar": stats(scores)},
+        "params": SPEED["params"], "speed": SPEED,
+    }
+    if cross:
+        source, target = statistics.fmean(source_scores), statistics.fmean(scores)
+        summary["source_metrics"] = {"accuracy": stats(source_scores)}
+        summary["drop"] = {"metric": "accuracy", "source": source, "target": target, "drop": source - target}
+    (root / "protocol.resolved.yaml").write_text(yaml.safe_dump(protocol))
+    (root / "env.json").write_text(json.dumps({"ferbench": "0.1.0"}))
+    (root / ("confusion_target.png" if cross else "confusion.png")).write_bytes(b"not really a png")
+    (root / "summary.json").write_text(json.dumps(summary))
+    if mtime is not None:
+        os.utime(root / "summary.json", (mtime, mtime))
+    return root
+
+
+def tables(text):
+    """Every markdown table in ``text`` as a list of {header: cell} rows."""
+    found, block = [], []
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("|"):
+            block.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+        elif block:
+            header, _separator, *body = block
+            found.append([dict(zip(header, row)) for row in body])
+            block = []
+    return found
+
+
+def section(page, heading):
+    """The text under ``## heading`` up to the next ``## `` heading."""
+    after = page.split(f"## {heading}", 1)[1]
+    return after.split("\n## ", 1)[0]
+
+
+@pytest.fixture
+def board_runs(tmp_path):
+    runs = tmp_path / "runs"
+    make_run(runs, "ckplus_7cls_si", "model_b", B)
+    make_run(runs, "ckplus_7cls_si", "model_a", A, reported=[80.0])
+    make_run(runs, "ckplus_7cls_si", "model_c", C, reported=[81.25])
+    make_run(runs, "ckplus_7cls_si", "model_d", [0.99] * 3, complete=False)  # best mean, unfinished
+    make_run(runs, "ckplus_7cls_si", "model_e", [0.95] * 10, fingerprint="fp_old")  # other protocol version
+    return runs
+
+
+def test_ranking_columns_paper_difference_and_links(board_runs, tmp_path):
+    out = tmp_path / "leaderboards"
+    written = write_leaderboard([board_runs], out)
+    assert sorted(p.name for p in written) == ["ckplus_7cls_si.md", "index.md", "sensitivity.md"]
+    page = (out / "ckplus_7cls_si.md").read_text()
+    ranking = tables(section(page, "Ranking"))[0]
+    assert [(r["rank"], r["model"]) for r in ranking] == [("1", "model_a"), ("2", "model_b"), ("3", "model_c")]
+    a, b, c = ranking
+    assert (a["accuracy"], b["accuracy"], c["accuracy"]) == ("85.50 ± 3.03", "80.00 ± 0.00", "79.20 ± 3.79")
+    assert (a["paper accuracy"], a["ours − paper"]) == ("80.00", "+5.50")
+    assert (c["paper accuracy"], c["ours − paper"]) == ("81.25", "-2.05")
+    assert (b["paper accuracy"], b["ours − paper"]) == ("-", "-")
+    assert (a["folds × seeds"], a["params"], a["MB"], a["MACs"], a["CPU ms/image"]) == \
+        ("10 × 1", "65,000", "0.25", "2.9M", "0.65")
+    assert a["confusion"] == "[png](../runs/ckplus_7cls_si/model_a/confusion.png)"
+    assert (out / "../runs/ckplus_7cls_si/model_a/confusion.png").is_file()
+    assert "Fingerprint:** `fp_a`" in page and "ferbench 0.1.0" in page
+    assert "ckplus: real dataset" in page
+    index = tables((out / "index.md").read_text())[0]
+    assert index == [{
+        "protocol": "[ckplus_7cls_si](ckplus_7cls_si.md)", "dataset": "ckplus", "data": "real",
+        "fingerprint": "`fp_a`", "classes": "7", "split": "subject-independent 10-fold", "ranked": "3",
+        "best": "model_a", "best score": "85.50 ± 3.03 (accuracy)", "incomplete": "1", "other fingerprints": "1"}]
+
+
+def test_adjacent_pairs_get_a_paired_test(board_runs, tmp_path):
+    [board] = build_boards(find_runs([board_runs]))
+    a_vs_b, b_vs_c = board.versus_next
+    assert a_vs_b["n"] == 10 and a_vs_b["p_value"] == pytest.approx(0.001953125, rel=1e-9)
+    assert b_vs_c["n"] == 10 and b_vs_c["p_value"] > 0.05
+    write_leaderboard([board_runs], tmp_path / "lb")
+    ranking = tables(section((tmp_path / "lb" / "ckplus_7cls_si.md").read_text(), "Ranking"))[0]
+    assert [r["vs next"] for r in ranking] == ["p=0.00195 * (n=10)", f"p={b_vs_c['p_value']:.3g} (n=10)", "-"]
+
+
+def test_jobs_without_a_matching_done_are_not_paired(board_runs):
+    # model_b's fold 0 was restarted under another recipe and never finished: stale files, old DONE
+    job = board_runs / "ckplus_7cls_si" / "model_b" / "seed0" / "fold0"
+    (job / "DONE").write_text("0123456789abcdef\n")
+    (job / "metrics.json").write_text(json.dumps({"test": {"accuracy": 0.0}}))
+    [board] = build_boards(find_runs([board_runs]))
+    assert board.versus_next[0]["n"] == 9
+    assert board.versus_next[0]["p_value"] == pytest.approx(2 / 2**9, rel=1e-9)
+
+
+def test_incomplete_and_other_fingerprint_runs_are_listed_apart(board_runs, tmp_path):
+    write_leaderboard([board_runs], tmp_path / "lb")
+    page = (tmp_path / "lb" / "ckplus_7cls_si.md").read_text()
+    ranked = [r["model"] for r in tables(section(page, "Ranking"))[0]]
+    assert "model_d" not in ranked and "model_e" not in ranked
+    [incomplete] = tables(section(page, "Incomplete runs"))[0]
+    assert (incomplete["model"], incomplete["jobs done"], incomplete["primary metric so far"]) == \
+        ("model_d", "3/10", "99.00 ± 0.00")
+    other_section = section(page, "Runs of another protocol fingerprint")
+    assert "not comparable" in other_section
+    [other] = tables(other_section)[0]
+    assert (other["model"], other["fingerprint"], other["state"]) == ("model_e", "`fp_old`", "complete")
+
+
+def test_an_evaluated_checkpoint_is_flagged_and_not_paired(board_runs, tmp_path):
+    root = make_run(board_runs, "ckplus_7cls_si", "checkpoint", [0.9])
+    summary = json.loads((root / "summary.json").read_text())
+    (root / "summary.json").write_text(json.dumps({**summary, "evaluated": True, "jobs_total": 1}))
+    write_leaderboard([board_runs], tmp_path / "lb")
+    ranking = tables(section((tmp_path / "lb" / "ckplus_7cls_si.md").read_text(), "Ranking"))[0]
+    assert ranking[0]["model"] == "checkpoint" and ranking[0]["deviations"].startswith("evaluated checkpoint")
+    assert ranking[0]["vs next"] == "not tested (n=0)"
+
+
+def test_equally_common_fingerprints_rank_the_newest(tmp_path):
+    runs = tmp_path / "runs"
+    for model in ("m1", "m2"):  # read first
+        make_run(runs, "ckplus_7cls_si", model, B, fingerprint="fp_old", mtime=1_000_000)
+    for model in ("m3", "m4"):
+        make_run(runs, "ckplus_7cls_si", model, A, fingerprint="fp_new", mtime=2_000_000)
+    [board] = build_boards(find_runs([runs / "ckplus_7cls_si"]))  # a protocol folder works too
+    assert board.fingerprint == "fp_new"
+    assert [r.model for r in board.ranked] == ["m3", "m4"]
+    assert [r.model for r in board.others] == ["m1", "m2"]
+    assert board.rank_of(0) == board.rank_of(1) == 1  # equal means share a rank
+
+
+def test_synthetic_runs_are_labelled_on_every_row(tmp_path):
+    runs = tmp_path / "runs"
+    for protocol_id in ("ckplus_7cls_si", "ckplus_8cls_random"):
+        make_run(runs, protocol_id, "model_a", A, synthetic=True)
+        make_run(runs, protocol_id, "model_b", B, synthetic=True)
+    make_run(runs, "ckplus_7cls_si", "model_d", A[:2], synthetic=True, complete=False)
+    make_run(runs, "jaffe_7cls_loso", "model_a", A, dataset="jaffe")  # real data: no label
+    out = tmp_path / "lb"
+    write_leaderboard([runs], out)
+    page = (out / "ckplus_7cls_si.md").read_text()
+    assert page.startswith("# ckplus_7cls_si (synthetic twin)")
+    assert "synthetic twin (`synthetic:small`), generated faces, not the real dataset" in page
+    for name in ("ckplus_7cls_si.md", "ckplus_8cls_random.md", "sensitivity.md"):
+        rows = [row for table in tables((out / name).read_text()) for row in table]
+        assert len(rows) >= 2 and all("synthetic" in " ".join(row.values()) for row in rows), name
+    index = {row["dataset"]: row for row in tables((out / "index.md").read_text())[0]}
+    assert index["ckplus"]["protocol"].endswith("(synthetic)") and index["ckplus"]["best"] == "model_a (synthetic)"
+    assert index["jaffe"]["best"] == "model_a" and index["jaffe"]["data"] == "real"
+    jaffe = (out / "jaffe_7cls_loso.md").read_text()
+    assert "synthetic" not in jaffe
+
+
+def test_cross_dataset_page_shows_source_target_and_drop(tmp_path):
+    runs = tmp_path / "runs"
+    # x wins on the target on every fold, the source scores are equal: the test pairs target scores
+    make_run(runs, "ckplus_to_jaffe", "model_x", [0.6] * 9 + [0.7], source_scores=[0.9] * 10)
+    make_run(runs, "ckplus_to_jaffe", "model_y", [0.5] * 10, source_scores=[0.9] * 10)
+    write_leaderboard([runs], tmp_path / "lb")
+    page = (tmp_path / "lb" / "ckplus_to_jaffe.md").read_text()
+    x, y = tables(section(page, "Ranking"))[0]
+    assert (x["model"], x["source accuracy (in-domain)"], x["target accuracy"], x["drop (points)"]) == \
+        ("model_x", "90.00 ± 0.00", "61.00 ± 3.16", "29.00")
+    assert (y["model"], y["source accuracy (in-domain)"], y["target accuracy"], y["drop (points)"]) == \
+        ("model_y", "90.00 ± 0.00", "50.00 ± 0.00", "40.00")
+    assert x["vs next"] == "p=0.00195 * (n=10)"
+    assert x["confusion"] == "[png](../runs/ckplus_to_jaffe/model_x/confusion_target.png)"
+    assert "ckplus -> jaffe" in (tmp_path / "lb" / "index.md").read_text()
+
+
+def test_sensitivity_page_puts_one_model_per_row_and_one_protocol_per_column(tmp_path):
+    runs = tmp_path / "runs"
+    random10 = {"type": "random_kfold", "k": 10, "seed": 0, "stratified": True}
+    make_run(runs, "ckplus_8cls_si", "model_a", B)
+    make_run(runs, "ckplus_8cls_si", "model_b", C)
+    make_run(runs, "ckplus_8cls_random", "model_a", A, split=random10)
+    make_run(runs, "ckplus_8cls_random", "model_c", A, split=random10, complete=False)  # not shown
+    make_run(runs, "jaffe_7cls_loso", "model_a", A, dataset="jaffe")  # one protocol only: no group
+    write_leaderboard([runs], tmp_path / "lb")
+    page = (tmp_path / "lb" / "sensitivity.md").read_text()
+    assert "## jaffe" not in page and "memorisation" in page
+    grid, legend = tables(section(page, "ckplus"))
+    assert grid == [
+        {"model": "model_a", "ckplus_8cls_random": "85.50 ± 3.03", "ckplus_8cls_si": "80.00 ± 0.00"},
+        {"model": "model_b", "ckplus_8cls_random": "-", "ckplus_8cls_si": "79.20 ± 3.79"},
+    ]
+    assert [(r["protocol"], r["split"]) for r in legend] == [
+        ("[ckplus_8cls_random](ckplus_8cls_random.md)", "random 10-fold (not subject-independent)"),
+        ("[ckplus_8cls_si](ckplus_8cls_si.md)", "subject-independent 10-fold"),
+    ]
+
+
+def test_protocols_json_lists_every_shipped_file():
+    result = CliRunner().invoke(app, ["protocols", "--json"])
+    assert result.exit_code == 0, result.output
+    entries = json.loads(result.output)
+    assert sorted(e["file"] for e in entries) == sorted(p.name for p in PROTOCOLS.glob("*.yaml"))
+    by_id = {e["id"]: e for e in entries}
+    assert len(by_id) == len(entries)
+    si, random = by_id["ckplus_8cls_si"], by_id["ckplus_8cls_random"]
+    assert si["datasets"] == ["ckplus"] and len(si["classes"]) == 8
+    assert si["frames"] == "last 3 + first frame as neutral (all sequences)"
+    assert (si["split"], random["split"]) == ("subject-independent 10-fold", "random 10-fold (not subject-independent)")
+    assert random["papers"] == ["MicroExpNet (000) Table II"]
+
+
+def test_protocols_folder_can_be_overridden(tmp_path, monkeypatch):
+    (tmp_path / "mini.yaml").write_text(
+        "id: mini\nversion: 1\ndataset: {name: jaffe, root: synthetic}\n"
+        "classes: [anger, happy]\nsplit: {type: loso}\n")
+    monkeypatch.setenv("FERBENCH_PROTOCOLS", str(tmp_path))
+    result = CliRunner().invoke(app, ["protocols"])
+    assert result.exit_code == 0, result.output
+    assert "mini.yaml" in result.output and "leave-one-subject-out" in result.output
+    assert "1 protocols in" in result.output
+
+
+def test_leaderboard_command_reports_a_path_without_runs(tmp_path):
+    result = CliRunner().invoke(app, ["leaderboard", str(tmp_path), "--out", str(tmp_path / "lb")])
+    assert result.exit_code == 2
+    assert "no summary.json found" in result.output
+
+
+def test_a_real_run_renders(tmp_path):
+    """End to end: a real one-fold, one-epoch run on the small CK+ twin, ranked by the CLI."""
+    from ferbench.cards import load_card
+    from ferbench.pipeline import attach_images, load_protocol_data
+    from ferbench.protocol import load_protocol
+    from ferbench.runner import RunOptions, run_card
+
+    protocol = load_protocol(PROTOCOLS / "ckplus_7cls_si.yaml", roots={"ckplus": "synthetic:small"})
+    data = attach_images(load_protocol_data(protocol), progress=False)
+    card_file = tmp_path / "tiny_microexpnet.yaml"
+    card_file.write_text(
+        "name: tiny_microexpnet\nmodel: microexpnet_xxs\ninput: {channels: 1, size: [84, 84], normalise: unit}\n"
+        "recipe: {epochs: 1, batch_size: 32, optimizer: {name: adam, lr: 1.0e-3}}\n"
+        "reported: [{protocol: ckplus_7cls_si, metric: accuracy, value: 97.6}]\n")
+    # the run covers fold 0 only, so with this one-fold list it is complete and gets ranked
+    summary = run_card(data, data.folds()[:1], load_card(card_file),
+                       RunOptions(out=tmp_path / "runs", progress=False, speed=False))
+    result = CliRunner().invoke(app, ["leaderboard", str(tmp_path / "runs"), "--out", str(tmp_path / "lb")])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "lb" / "ckplus_7cls_si.md").read_text()
+    [row] = tables(section(page, "Ranking"))[0]
+    accuracy = summary["metrics"]["accuracy"]["mean"] * 100
+    assert row["model"] == "tiny_microexpnet (synthetic)"
+    assert row["accuracy"] == f"{accuracy:.2f} ± 0.00" and row["folds × seeds"] == "1 × 1"
+    assert row["ours − paper"] == f"{accuracy - 97.6:+.2f}"
+    assert row["vs next"] == "-" and row["params"] == f"{summary['params']:,}"
+    link = row["confusion"].removeprefix("[png](").removesuffix(")")
+    run_dir = tmp_path / "runs" / "ckplus_7cls_si" / "tiny_microexpnet"
+    assert (tmp_path / "lb" / link).resolve() == (run_dir / "confusion.png").resolve()
+    assert (tmp_path / "lb" / link).is_file()
+    assert f"`{protocol.fingerprint}`" in page
