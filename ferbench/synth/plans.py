@@ -1,0 +1,240 @@
+"""What a twin holds, before any pixel is drawn: subjects, sequences, labels and counts.
+
+``paper`` plans reproduce the structure of the real dataset (CK+: 123 subjects, 593
+sequences, 327 labelled ones from 118 subjects with the published per-class counts, 309
+non-contempt ones from 106 subjects, and the labelled sequences per fold 33/39/40/35/30/37/
+29/29/33/22 of the 10-fold split by ascending subject id; JAFFE: 213 images with the
+per-code counts of a real copy). ``small`` plans keep every class and enough subjects for 10-fold subject splits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ferbench.errors import UnknownName
+from ferbench.synth.identity import stream
+
+SHAPES: tuple[str, ...] = ("paper", "small")
+EMOTIONS: tuple[str, ...] = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
+CK_FRAMES = (6, 10)  # frames per CK+ sequence, inclusive (the real set has 10-60)
+
+
+def check_shape(shape: str) -> str:
+    """Return ``shape`` if it is a known twin shape, else raise UnknownName."""
+    if shape not in SHAPES:
+        raise UnknownName("synthetic shape", shape, SHAPES)
+    return shape
+
+
+# --------------------------------------------------------------------------- CK+
+
+
+@dataclass(frozen=True)
+class CkCounts:
+    """Structure of a CK+ twin (see the module docstring for the paper values)."""
+
+    subjects: int
+    sequences: int
+    labelled_subjects: int
+    non_contempt_subjects: int   # labelled subjects with at least one non-contempt label
+    per_class: tuple[tuple[str, int], ...]
+    short_frames: int            # subjects filmed at 640x480 instead of 640x490
+    colour: int                  # subjects stored as 3-channel pictures
+    fold_sequences: tuple[int, ...] | None  # labelled sequences per ascending-id fold (DeRL rule)
+
+
+CK_COUNTS: dict[str, CkCounts] = {
+    "paper": CkCounts(123, 593, 118, 106, (("anger", 45), ("contempt", 18), ("disgust", 59), ("fear", 25),
+                                           ("happy", 69), ("sadness", 28), ("surprise", 83)), 5, 3,
+                       (33, 39, 40, 35, 30, 37, 29, 29, 33, 22)),
+    "small": CkCounts(16, 48, 15, 14, (("anger", 6), ("contempt", 4), ("disgust", 6), ("fear", 5),
+                                       ("happy", 7), ("sadness", 5), ("surprise", 7)), 1, 1, None),
+}
+
+
+@dataclass(frozen=True)
+class CkSequence:
+    """One onset-to-peak sequence; ``labelled`` ones get an Emotion file."""
+
+    number: int        # 1, 2, ... within the subject
+    expression: str    # what the frames show (also for unlabelled sequences)
+    labelled: bool
+    frames: int
+    peak: float        # intensity of the last frame
+
+
+@dataclass(frozen=True)
+class CkSubject:
+    """One CK+ subject: its name, camera (picture size, colour) and sequences."""
+
+    name: str                  # "S005"
+    size: tuple[int, int]      # (height, width)
+    colour: bool
+    sequences: tuple[CkSequence, ...]
+
+
+def plan_ckplus(shape: str, seed: int) -> list[CkSubject]:
+    """Subjects (ascending ids with gaps) and their sequences for a CK+ twin."""
+    counts = CK_COUNTS[check_shape(shape)]
+    rng = stream(seed, "ckplus-plan")
+    labels = _ck_labels(counts, rng)
+    unlabelled = dict.fromkeys(labels, 0)
+    for i in labels:  # subjects without labels have at least one (unlabelled) sequence
+        unlabelled[i] += not labels[i]
+    n_labelled = sum(map(len, labels.values()))
+    for i in rng.choice(counts.subjects, counts.sequences - n_labelled - sum(unlabelled.values())):
+        unlabelled[int(i)] += 1
+
+    ids = np.sort(rng.choice(np.arange(5, 1000), counts.subjects, replace=False))
+    cameras = rng.permutation(counts.subjects)
+    short = set(cameras[:counts.short_frames].tolist())
+    colour = set(cameras[counts.short_frames:counts.short_frames + counts.colour].tolist())
+    subjects = []
+    for number, i in zip(ids, _ascending_order(labels, counts.fold_sequences, rng)):
+        content = [(label, True) for label in labels[i]]
+        content += [(str(rng.choice(EMOTIONS)), False) for _ in range(unlabelled[i])]
+        sequences = tuple(
+            CkSequence(
+                number=k + 1, expression=expression, labelled=labelled,
+                frames=int(rng.integers(CK_FRAMES[0], CK_FRAMES[1] + 1)),
+                peak=float(rng.uniform(0.85, 1.0) if labelled else rng.uniform(0.4, 1.0)),
+            )
+            for k, (expression, labelled) in enumerate(content[j] for j in rng.permutation(len(content)))
+        )
+        size = (480, 640) if i in short else (490, 640)
+        subjects.append(CkSubject(f"S{number:03d}", size, i in colour, sequences))
+    return subjects
+
+
+def _ck_labels(counts: CkCounts, rng: np.random.Generator) -> dict[int, list[str]]:
+    """Labels of each subject's labelled sequences (subject index -> labels).
+
+    Roles: ``non_contempt_subjects`` regular subjects get every non-contempt label (each at
+    least one, preferably no label twice) and some contempt ones; the other labelled subjects
+    get one contempt label each; the remaining subjects get none.
+    """
+    order = [int(i) for i in rng.permutation(counts.subjects)]
+    regular = order[:counts.non_contempt_subjects]
+    contempt_only = order[counts.non_contempt_subjects:counts.labelled_subjects]
+    per_class = dict(counts.per_class)
+    labels: dict[int, list[str]] = {i: [] for i in range(counts.subjects)}
+    for i in contempt_only:
+        labels[i].append("contempt")
+    for i in rng.choice(regular, per_class["contempt"] - len(contempt_only), replace=False):
+        labels[int(i)].append("contempt")
+    pool = [c for c in EMOTIONS if c != "contempt" for _ in range(per_class[c])]
+    pool = [pool[k] for k in rng.permutation(len(pool))]
+    for i, label in zip(regular, pool):
+        labels[i].append(label)
+    for label in pool[len(regular):]:
+        fresh = [i for i in regular if label not in labels[i]]
+        labels[int(rng.choice(fresh or regular))].append(label)
+    return labels
+
+
+def _ascending_order(labels: dict[int, list[str]], fold_sequences: tuple[int, ...] | None,
+                     rng: np.random.Generator) -> list[int]:
+    """Subject indices in ascending-id order.
+
+    With ``fold_sequences`` (k per-fold totals), the labelled subjects are ordered so that
+    putting the labelled subject at sorted position ``r`` in fold ``r mod k`` (the DeRL rule)
+    gives folds holding exactly those numbers of labelled sequences.
+    """
+    labelled = [i for i in labels if labels[i]]
+    if fold_sequences is None:
+        ranked = [labelled[j] for j in rng.permutation(len(labelled))]
+    else:
+        k = len(fold_sequences)
+        folds = _balanced_folds([len(labels[i]) for i in labelled], fold_sequences, rng)
+        ranked = [labelled[folds[r % k][r // k]] for r in range(len(labelled))]
+    for i in (i for i in labels if not labels[i]):  # subjects without labels sit anywhere
+        ranked.insert(int(rng.integers(len(ranked) + 1)), i)
+    return ranked
+
+
+def _balanced_folds(weights: list[int], targets: tuple[int, ...], rng: np.random.Generator) -> list[list[int]]:
+    """Split item indices into ``len(targets)`` folds (fold f gets ``len(range(f, n, k))`` items)
+    whose weights sum to ``targets``: a greedy fill, then random improving swaps."""
+    k, n = len(targets), len(weights)
+    sizes = [len(range(f, n, k)) for f in range(k)]
+    folds: list[list[int]] = [[] for _ in range(k)]
+    sums = [0] * k
+    for j in sorted(rng.permutation(n).tolist(), key=lambda j: -weights[j]):
+        f = max((f for f in range(k) if len(folds[f]) < sizes[f]), key=lambda f: targets[f] - sums[f])
+        folds[f].append(j)
+        sums[f] += weights[j]
+    for _ in range(100_000):
+        over = [f for f in range(k) if sums[f] > targets[f]]
+        if not over:
+            return folds
+        f = int(rng.choice(over))
+        g = int(rng.choice([g for g in range(k) if sums[g] < targets[g]]))
+        a, b = int(rng.choice(folds[f])), int(rng.choice(folds[g]))
+        moved = weights[a] - weights[b]
+        if 0 < moved <= min(sums[f] - targets[f], targets[g] - sums[g]):
+            folds[f][folds[f].index(a)], folds[g][folds[g].index(b)] = b, a
+            sums[f], sums[g] = sums[f] - moved, sums[g] + moved
+    raise RuntimeError(f"cannot split weights into folds summing to {targets}")
+
+
+# --------------------------------------------------------------------------- JAFFE
+
+JAFFE_SUBJECTS: tuple[str, ...] = ("KA", "KL", "KM", "KR", "MK", "NA", "NM", "TM", "UY", "YM")
+JAFFE_CODES: dict[str, str] = {
+    "AN": "anger", "DI": "disgust", "FE": "fear", "HA": "happy", "NE": "neutral", "SA": "sadness", "SU": "surprise",
+}
+JAFFE_PAPER_COUNTS: dict[str, int] = {"AN": 30, "DI": 29, "FE": 32, "HA": 31, "NE": 30, "SA": 31, "SU": 30}
+
+
+@dataclass(frozen=True)
+class JaffeImage:
+    """One JAFFE picture, named ``KA.AN1.39.tiff`` after its fields."""
+
+    subject: str
+    code: str
+    repetition: int   # 1, 2, ... per subject and code
+    image_id: int     # running number over the whole set
+
+    @property
+    def name(self) -> str:
+        return f"{self.subject}.{self.code}{self.repetition}.{self.image_id}.tiff"
+
+
+def plan_jaffe(shape: str, seed: int) -> list[JaffeImage]:
+    """Images per subject and code: paper = the real per-code counts, ~3 per subject; small 1-2."""
+    check_shape(shape)
+    rng = stream(seed, "jaffe-plan")
+    repeats = {s: {} for s in JAFFE_SUBJECTS}
+    for code in JAFFE_CODES:
+        if shape == "paper":
+            total = JAFFE_PAPER_COUNTS[code]
+            base, extra = divmod(total, len(JAFFE_SUBJECTS))
+            lucky = set(rng.choice(JAFFE_SUBJECTS, extra, replace=False).tolist())
+            for s in JAFFE_SUBJECTS:
+                repeats[s][code] = base + (s in lucky)
+        else:
+            for s in JAFFE_SUBJECTS:
+                repeats[s][code] = 1 + int(rng.random() < 0.3)
+    images, image_id = [], 1
+    for s in JAFFE_SUBJECTS:
+        for code in JAFFE_CODES:
+            for rep in range(1, repeats[s][code] + 1):
+                images.append(JaffeImage(s, code, rep, image_id))
+                image_id += 1
+    return images
+
+
+# --------------------------------------------------------------------------- still-image sets
+
+
+def draw_labels(rng: np.random.Generator, n: int, proportions: dict[str, int]) -> list[str]:
+    """``n`` labels drawn with the real set's class proportions (each class at least once if n allows)."""
+    names = list(proportions)
+    p = np.asarray([proportions[k] for k in names], np.float64)
+    drawn = [names[k] for k in rng.choice(len(names), n, p=p / p.sum())]
+    if n >= len(names):  # make sure every class appears
+        drawn[:len(names)] = names
+        drawn = [drawn[k] for k in rng.permutation(n)]
+    return drawn

@@ -1,0 +1,71 @@
+"""Synthetic twins: a layout written once per (layout, shape, seed) and cached on disk.
+
+A twin is generated into a temporary folder next to its final place and renamed into place
+when complete, so a killed run never leaves a half-written twin that looks finished, and
+concurrent callers are safe (whoever renames first wins; the others use that copy).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ferbench.errors import UnknownName
+from ferbench.synth.layouts import WRITERS
+from ferbench.synth.plans import check_shape
+
+GENERATOR_VERSION = 2
+"""Bump whenever generated files change, so cached twins are regenerated (v1: development)."""
+
+LAYOUTS: tuple[str, ...] = tuple(WRITERS)
+
+_ROOT_FILE = ".ferbench-root"  # in a cached twin: the dataset root, relative (hidden: loaders skip it)
+
+
+def write_twin(layout: str, out_dir: Path | str, seed: int = 0, shape: str = "paper",
+               workers: int | None = None) -> Path:
+    """Write the synthetic twin of ``layout`` into ``out_dir`` (created) and return its root.
+
+    The root is the folder a loader should be pointed at (for ``ckplus`` the folder holding
+    ``cohn-kanade-images/`` and ``Emotion/``; for ``fer2013`` the folder holding the csv).
+    ``workers`` processes share the work (default: up to 2); the files do not depend on it.
+    Workers are spawned, so a script calling this must guard its entry point with
+    ``if __name__ == "__main__":`` (as any script using spawned processes must).
+    """
+    if layout not in WRITERS:
+        raise UnknownName("synthetic layout", layout, LAYOUTS)
+    check_shape(shape)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    return WRITERS[layout](out_dir, shape, seed, workers=workers)
+
+
+def twin_root(layout: str, shape: str = "paper", seed: int = 0, cache_dir: Path | str | None = None) -> Path:
+    """The root of the cached twin, generating it first if needed.
+
+    Cached under ``cache_dir`` (default ``$FERBENCH_CACHE`` or ``~/.cache/ferbench``) in
+    ``synthetic/<layout>-<shape>-seed<seed>-v<GENERATOR_VERSION>``.
+    """
+    if layout not in WRITERS:
+        raise UnknownName("synthetic layout", layout, LAYOUTS)
+    check_shape(shape)
+    base = Path(cache_dir) if cache_dir is not None else Path(
+        os.environ.get("FERBENCH_CACHE", Path.home() / ".cache" / "ferbench"))
+    final = base / "synthetic" / f"{layout}-{shape}-seed{seed}-v{GENERATOR_VERSION}"
+    if not final.is_dir():
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+        try:
+            root = write_twin(layout, temp, seed=seed, shape=shape)
+            (temp / _ROOT_FILE).write_text(root.relative_to(temp).as_posix() + "\n")
+            temp.chmod(0o755)  # mkdtemp made it private
+            os.rename(temp, final)
+        except OSError:
+            if not final.is_dir():  # a failure of our own, not a concurrent caller winning the race
+                raise
+        finally:
+            shutil.rmtree(temp, ignore_errors=True)
+    return final / (final / _ROOT_FILE).read_text().strip()
