@@ -49,7 +49,7 @@ class FakeAnonymous(FakeStill):
 def fake_datasets(monkeypatch):
     """Register the fake loaders in a copy of the registry, dropped after each test."""
     registry.dataset_names()  # import the built-in loaders into the real registry first
-    monkeypatch.setattr(registry, "_DATASETS", dict(registry._DATASETS))
+    monkeypatch.setattr(registry.DATASETS, "_items", dict(registry.DATASETS._items))
     registry.register_dataset("fake_seq")(FakeSeq)
     registry.register_dataset("fake_still")(FakeStill)
     registry.register_dataset("fake_anon")(FakeAnonymous)

@@ -5,20 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ferbench.data.base import DatasetLoader
-from ferbench.errors import UnknownName
+from ferbench.registry import Registry
 
-_DATASETS: dict[str, type[DatasetLoader]] = {}
+DATASETS: Registry[DatasetLoader] = Registry("dataset")
 
 
 def register_dataset(name: str) -> Callable[[type[DatasetLoader]], type[DatasetLoader]]:
-    """Class decorator: register a :class:`DatasetLoader` subclass under ``name``."""
+    """Class decorator: register a :class:`DatasetLoader` subclass under ``name`` (sets ``cls.name``)."""
 
     def decorate(cls: type[DatasetLoader]) -> type[DatasetLoader]:
-        if name in _DATASETS:
-            raise ValueError(f"dataset `{name}` registered twice")
         cls.name = name
-        _DATASETS[name] = cls
-        return cls
+        return DATASETS.register(name)(cls)
 
     return decorate
 
@@ -26,15 +23,13 @@ def register_dataset(name: str) -> Callable[[type[DatasetLoader]], type[DatasetL
 def get_dataset(name: str) -> DatasetLoader:
     """Return a new loader for ``name``; raise :class:`UnknownName` with a suggestion."""
     _import_builtin_loaders()
-    if name not in _DATASETS:
-        raise UnknownName("dataset", name, _DATASETS)
-    return _DATASETS[name]()
+    return DATASETS.get(name)()
 
 
 def dataset_names() -> list[str]:
     """Registered dataset names, sorted."""
     _import_builtin_loaders()
-    return sorted(_DATASETS)
+    return DATASETS.names()
 
 
 def _import_builtin_loaders() -> None:

@@ -12,16 +12,9 @@ from torch import nn
 from ferbench.errors import DataError
 
 
-def load_timm_checkpoint(model: nn.Module, path: str | Path) -> None:
-    """Load the state dict at ``path`` into the timm ``model`` in place.
-
-    The file holds a state dict, possibly wrapped under ``state_dict`` or ``model``. A first
-    convolution trained on another channel count is adapted with timm's ``adapt_input_conv``
-    (summed for 1 channel). Classifier weights (timm's ``pretrained_cfg["classifier"]``) that the
-    model lacks or that have another shape (e.g. 1000 ImageNet classes) are skipped with a
-    warning, leaving the model's fresh classifier. Any other missing, unexpected or misshapen
-    key raises :class:`DataError` naming the file.
-    """
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict in the file at ``path`` (a ``state_dict`` or ``model`` wrapper is
+    unwrapped); :class:`DataError` naming the file when it is missing or holds something else."""
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "checkpoint file not found")
@@ -34,7 +27,21 @@ def load_timm_checkpoint(model: nn.Module, path: str | Path) -> None:
             state = state[wrapper]
     if not isinstance(state, dict):
         raise DataError(path, f"expected a state dict, found {type(state).__name__}")
+    return state
 
+
+def load_timm_checkpoint(model: nn.Module, path: str | Path) -> None:
+    """Load the state dict at ``path`` into the timm ``model`` in place.
+
+    The file holds a state dict, possibly wrapped under ``state_dict`` or ``model``. A first
+    convolution trained on another channel count is adapted with timm's ``adapt_input_conv``
+    (summed for 1 channel). Classifier weights (timm's ``pretrained_cfg["classifier"]``) that the
+    model lacks or that have another shape (e.g. 1000 ImageNet classes) are skipped with a
+    warning, leaving the model's fresh classifier. Any other missing, unexpected or misshapen
+    key raises :class:`DataError` naming the file.
+    """
+    path = Path(path)
+    state = read_state_dict(path)
     own = model.state_dict()
     stem = f"{model.pretrained_cfg['first_conv']}.weight"
     if stem in state and stem in own and state[stem].shape[1] != own[stem].shape[1]:

@@ -34,36 +34,23 @@ from ferbench.cards import (
     TenCrop,
     Zoom,
 )
-from ferbench.errors import UnknownName
+from ferbench.registry import Registry
 
 Size = tuple[int, int]
 View = tuple[int, int, bool]  # top, left (canvas pixels), mirrored
 
-_AUGMENTATIONS: dict[str, type[Augmentation]] = {}
-
-
-def register_augmentation(name: str) -> Callable[[type[Augmentation]], type[Augmentation]]:
-    """Class decorator: register an :class:`Augmentation` under the card name ``name``."""
-
-    def decorate(cls: type[Augmentation]) -> type[Augmentation]:
-        if name in _AUGMENTATIONS:
-            raise ValueError(f"augmentation `{name}` registered twice")
-        _AUGMENTATIONS[name] = cls
-        return cls
-
-    return decorate
+AUGMENTATIONS: Registry[Augmentation] = Registry("augmentation")
+register_augmentation = AUGMENTATIONS.register
 
 
 def augmentation_names() -> list[str]:
     """Registered augmentation names, sorted."""
-    return sorted(_AUGMENTATIONS)
+    return AUGMENTATIONS.names()
 
 
 def build_augmentation(spec: AugmentSpec, input_size: Size) -> Augmentation:
     """The augmentation a card spec describes, for network input ``input_size`` (H, W)."""
-    if spec.name not in _AUGMENTATIONS:
-        raise UnknownName("augmentation", spec.name, _AUGMENTATIONS)
-    return _AUGMENTATIONS[spec.name](spec, tuple(input_size))
+    return AUGMENTATIONS.get(spec.name)(spec, tuple(input_size))
 
 
 class Augmentation:

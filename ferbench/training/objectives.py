@@ -20,33 +20,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from ferbench.cards import ObjectiveSpec
-from ferbench.errors import UnknownName
+from ferbench.registry import Registry
 
-_OBJECTIVES: dict[str, type[Objective]] = {}
-
-
-def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]]:
-    """Class decorator: register an :class:`Objective` under the card name ``name``."""
-
-    def decorate(cls: type[Objective]) -> type[Objective]:
-        if name in _OBJECTIVES:
-            raise ValueError(f"objective `{name}` registered twice")
-        _OBJECTIVES[name] = cls
-        return cls
-
-    return decorate
+OBJECTIVES: Registry[Objective] = Registry("objective")
+register_objective = OBJECTIVES.register
 
 
 def objective_names() -> list[str]:
     """Registered objective names, sorted."""
-    return sorted(_OBJECTIVES)
+    return OBJECTIVES.names()
 
 
 def objective_class(name: str) -> type[Objective]:
     """The class registered under ``name``; raise :class:`UnknownName` with a suggestion."""
-    if name not in _OBJECTIVES:
-        raise UnknownName("objective", name, _OBJECTIVES)
-    return _OBJECTIVES[name]
+    return OBJECTIVES.get(name)
 
 
 def build_objective(model: nn.Module, spec: ObjectiveSpec, num_classes: int) -> Objective:

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from ferbench.cards import ModelCard, OptimizerSpec, Recipe
 from ferbench.errors import DataError, ProtocolError
+from ferbench.models.checkpoint import read_state_dict
 from ferbench.training.augment import Augmenter
 from ferbench.training.inputs import match_channels, prepare, resize, resize_uint8
 from ferbench.training.objectives import Objective, objective_class
@@ -185,17 +186,7 @@ def load_init_checkpoint(model: nn.Module, path: str | Path) -> None:
     match (a ``state_dict`` or ``model`` wrapper is unwrapped). The rest, e.g. a classifier
     trained for another class count, keeps its initialisation, with a warning."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "init_checkpoint file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for a file that is no checkpoint
-        raise DataError(path, f"not a PyTorch state dict file ({err})") from err
-    for wrapper in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
-            state = state[wrapper]
-    if not isinstance(state, dict):
-        raise DataError(path, f"expected a state dict, found {type(state).__name__}")
+    state = read_state_dict(path)
     own = model.state_dict()
     fitting = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
     if not fitting:
