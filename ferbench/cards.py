@@ -10,7 +10,8 @@ Format (every key but ``name``, ``model``, ``input.size`` and the recipe's ``epo
 ``batch_size`` and ``optimizer`` has a default)::
 
     name: emotionnet_nano_a          # card id = file stem = run directory name
-    model: emotionnet_nano_a         # registered model (ferbench.models)
+    model: emotionnet_nano_a         # registered model (ferbench.models) or timm/<architecture>
+    # factory: my_pkg.nets:build     # instead of `model`: a callable, or path/to/file.py:build
     kwargs: {}                       # model constructor kwargs, e.g. {pooling: p12}
     input: {channels: 1, size: [48, 48], normalise: unit}   # unit | minus_one_one | standardize
     recipe:
@@ -27,6 +28,11 @@ Format (every key but ``name``, ``model``, ``input.size`` and the recipe's ``epo
     citation: "..."
     notes: "..."                     # what is a reconstruction, and why
     reported: [{protocol: ckplus_7cls_si, metric: accuracy, value: 97.6, note: "Table 1"}]
+
+``factory:`` is another way to write ``model:`` for a factory string (the card's ``model`` then
+holds it; a relative ``.py`` path is made absolute, relative to the card file); a bare name
+``timm/<architecture>[@<side>]`` loads a default card made on the fly. See
+:mod:`ferbench.plugins`.
 
 Errors raise :class:`~ferbench.errors.ProtocolError` naming the card file, the 1-based line and
 the key path, with a suggestion for a misspelt key or name (the protocol layer's machinery).
@@ -363,6 +369,19 @@ class ModelCard(_Spec):
 
     _source_file: Path | None = PrivateAttr(None)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _factory_is_model(cls, data: Any) -> Any:
+        """``factory: pkg.module:build`` is stored as ``model`` (a factory string, see ferbench.plugins)."""
+        if isinstance(data, dict) and "factory" in data:
+            if "model" in data:
+                raise ValueError("`model` and `factory` are alternatives: give one of them")
+            if ":" not in str(data["factory"]):
+                raise ValueError(f"factory `{data['factory']}`: expected `package.module:callable` or "
+                                 "`path/to/file.py:callable`")
+            data = {("model" if key == "factory" else key): value for key, value in data.items()}
+        return data
+
     @property
     def source_file(self) -> Path | None:
         """The card file this was loaded from (``None`` when built in code)."""
@@ -435,13 +454,19 @@ def list_cards() -> list[ModelCard]:
 
 
 def load_card(name_or_path: str | Path) -> ModelCard:
-    """Load a card by bundled name (``emotionnet_nano_a``) or by path to a YAML file.
+    """Load a card by bundled name (``emotionnet_nano_a``), by path to a YAML file, or the
+    default card of a timm architecture (``timm/resnet18``, ``timm/resnet18@112``).
 
     Raises:
         UnknownName: a bare name that is no bundled card (with a suggestion).
+        PluginError: an unknown timm architecture.
         ProtocolError: an invalid card, naming the file, line and key.
     """
     text = str(name_or_path)
+    if isinstance(name_or_path, str) and text.startswith("timm/") and not text.endswith((".yaml", ".yml")):
+        from ferbench.plugins import timm_card
+
+        return timm_card(text)
     if isinstance(name_or_path, Path) or text.endswith((".yaml", ".yml")) or os.sep in text or "/" in text:
         path = Path(name_or_path).expanduser().resolve()
         if not path.is_file():
@@ -457,6 +482,10 @@ def load_card(name_or_path: str | Path) -> ModelCard:
     except ValidationError as err:
         raise _translate(_unknown_keys_first(err), ModelCard, (), where) from None
     _check_consistency(card, path, where)
+    factory_file, colon, attribute = card.model.rpartition(":")
+    if colon and factory_file.endswith(".py"):
+        factory_file = str((path.parent / Path(os.path.expandvars(factory_file)).expanduser()).resolve())
+        card = card.model_copy(update={"model": f"{factory_file}:{attribute}"})
     if card.recipe is not None and card.recipe.init_checkpoint is not None:
         checkpoint = (path.parent / Path(os.path.expandvars(card.recipe.init_checkpoint)).expanduser()).resolve()
         card = card.model_copy(update={"recipe": card.recipe.model_copy(update={"init_checkpoint": str(checkpoint)})})

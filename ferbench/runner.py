@@ -64,7 +64,7 @@ def run_card(data: ProtocolData, folds: list[Fold], card: ModelCard, options: Ru
     protocol = data.protocol
     card, deviations = apply_deviations(card, options)
     run = RunDir.for_run(options.out, protocol.id, card.name)
-    _write_run_header(run, data, folds, card, deviations)
+    write_run_header(run, data, folds, card, deviations)
     device = resolve_device(options.device)
     wanted = [f for f in folds if options.folds is None or f.index in options.folds]
     jobs = [(seed, fold) for seed in options.seeds for fold in wanted]
@@ -108,13 +108,13 @@ def _teacher(data: ProtocolData, fold: Fold, card: ModelCard, seed: int, device:
     teacher_card, deviations = apply_deviations(load_card(card.teacher), options)
     run = RunDir.for_run(options.out, data.protocol.id, teacher_card.name)
     if not run.root.is_dir():
-        _write_run_header(run, data, data.folds(), teacher_card, deviations)
+        write_run_header(run, data, data.folds(), teacher_card, deviations)
     ensure_job(run, data, fold, teacher_card, seed, deviations, device, options)
     teacher = load_job_model(run, teacher_card, len(data.protocol.classes), seed, fold.index).to(device)
     return teacher_forward(teacher, teacher_card, card)
 
 
-def _write_run_header(run: RunDir, data: ProtocolData, folds: list[Fold], card: ModelCard, deviations: dict) -> None:
+def write_run_header(run: RunDir, data: ProtocolData, folds: list[Fold], card: ModelCard, deviations: dict) -> None:
     import yaml
 
     run.root.mkdir(parents=True, exist_ok=True)
@@ -153,7 +153,7 @@ def _run_job(run: RunDir, data: ProtocolData, fold: Fold, card: ModelCard, seed:
         metrics = fold_metrics(labels[idx], pred, classes)
         results[name] = metrics
         suffix = "" if name in ("test", "source") else f"_{name}"
-        _write_predictions(job_dir / f"predictions{suffix}.csv", [samples[i] for i in idx], labels[idx], pred, probs, classes)
+        write_predictions(job_dir / f"predictions{suffix}.csv", [samples[i] for i in idx], labels[idx], pred, probs, classes)
         atomic_write_text(job_dir / f"confusion{suffix}.csv",
                           pd.DataFrame(metrics["confusion"], index=classes, columns=classes).to_csv())
     _save_model(job_dir, model)
@@ -170,7 +170,7 @@ def train_model(card: ModelCard, images: np.ndarray, y: np.ndarray, num_classes:
                progress=options.progress)
 
 
-def _write_predictions(path: Path, samples: list, y_true: np.ndarray, y_pred: np.ndarray, probs: np.ndarray,
+def write_predictions(path: Path, samples: list, y_true: np.ndarray, y_pred: np.ndarray, probs: np.ndarray,
                        classes: list[str]) -> None:
     frame = pd.DataFrame({
         "path": [s.key for s in samples],

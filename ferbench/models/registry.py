@@ -2,11 +2,14 @@
 
 Model contract
 --------------
-Every neural model is an ``nn.Module`` built by ``create_model(name, num_classes, ...)``.
+Every neural model is an ``nn.Module`` built by ``create_model(name, num_classes, ...)``
+(timm and factory models: by :func:`ferbench.plugins.build_model`, which checks the first two
+points below on a probe batch for every card).
 
-- Input: float32 tensor ``B x C x H x W``, already normalised by the trainer (the model does
-  no scaling of its own). ``C, H, W`` default to the registered ``input_size``.
-- ``forward(x)`` returns logits ``B x K`` (K = ``num_classes``).
+- Input: float32 tensor ``B x C x H x W``, already normalised by the trainer as the card's
+  ``input.normalise`` says (the model does no scaling of its own). ``C, H, W`` default to the
+  registered ``input_size``.
+- ``forward(x)`` returns logits ``B x K`` (K = ``num_classes``), not probabilities.
 - Models whose loss needs features (center loss: ``mobilenetv1_centerloss``) also expose
   ``forward_features(x) -> B x D`` and ``forward_head(features) -> B x K``, with
   ``forward(x) == forward_head(forward_features(x))``.
@@ -28,9 +31,10 @@ Factories
 ``fn(num_classes, in_chans=C, input_size=(H, W), **kwargs)``. ``input_sizes`` lists every
 size the model is declared (and tested) for; the first one is the default.
 
-Plug-ins (not implemented yet): third-party packages would call :func:`register_model` from
-a ``ferbench.models`` entry-point group; :func:`_import_builtin_models` is the one place that
-loading belongs.
+Plug-ins: installed packages register models from a ``ferbench.models`` entry point (a
+function taking no arguments that calls :func:`register_model`), loaded once by
+:func:`_import_builtin_models`. A card can also name ``timm/<architecture>`` or a factory
+string instead of a registered model (see :mod:`ferbench.plugins` and ``docs/plugins.md``).
 """
 
 from __future__ import annotations
@@ -124,4 +128,7 @@ def _lookup(name: str) -> tuple[ModelFactory, ModelInfo]:
 
 
 def _import_builtin_models() -> None:
-    import ferbench.models  # noqa: F401  (registers the built-in models; plug-in loading goes here)
+    import ferbench.models  # noqa: F401  (registers the built-in models)
+    from ferbench.plugins import load_plugins
+
+    load_plugins()  # models of installed plug-in packages (entry-point group ``ferbench.models``)

@@ -1,0 +1,167 @@
+"""ONNX export (checked against PyTorch), ONNX Runtime timing, ``ferbench speed`` and ``ferbench predict``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ferbench.cards import load_card
+from ferbench.cli import app
+from ferbench.errors import FerbenchError
+from ferbench.evaluate import load_trained_model
+from ferbench.export import OnnxModule, export_onnx, onnx_latency
+from ferbench.pipeline import attach_images, load_protocol_data
+from ferbench.plugins import build_model
+from ferbench.predict import predict_paths
+from ferbench.preprocess import landmark_box
+from ferbench.protocol import load_protocol
+from ferbench.runner import RunOptions, run_card
+
+REPO = Path(__file__).resolve().parents[1]
+FACTORY = REPO / "examples" / "ferbench-example-plugin" / "src" / "ferbench_example_plugin" / "model.py"
+CLASSES7 = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
+CARD = f"""\
+name: tiny_plugin
+factory: {FACTORY}:tiny_fer_cnn
+input: {{channels: 1, size: [48, 48], normalise: standardize}}
+recipe:
+  epochs: 1
+  batch_size: 16
+  optimizer: {{name: adam, lr: 3.0e-3}}
+"""
+
+
+@pytest.fixture(scope="module")
+def data():
+    protocol = load_protocol(REPO / "protocols" / "ckplus_7cls_si.yaml", roots={"ckplus": "synthetic:small"})
+    return attach_images(load_protocol_data(protocol), progress=False)
+
+
+@pytest.fixture(scope="module")
+def run(data, tmp_path_factory) -> Path:
+    """A run of a tiny plug-in model on fold 0 of ckplus_7cls_si (small twin); returns its directory."""
+    folder = tmp_path_factory.mktemp("trained")
+    (folder / "tiny_plugin.yaml").write_text(CARD)
+    run_card(data, data.folds(), load_card(folder / "tiny_plugin.yaml"),
+             RunOptions(out=folder / "runs", folds=[0], progress=False, speed=False))
+    return folder / "runs" / "ckplus_7cls_si" / "tiny_plugin"
+
+
+@pytest.fixture(scope="module")
+def onnx_file(run, tmp_path_factory) -> tuple[Path, str]:
+    """``ferbench export`` of the run's fold-0 model: (the ONNX file, the command's output)."""
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    result = CliRunner().invoke(app, ["export", str(run.parents[2] / "tiny_plugin.yaml"),
+                                      "--checkpoint", str(run / "seed0" / "fold0" / "model.pt"), "--onnx", str(path)])
+    assert result.exit_code == 0, result.output
+    return path, result.output
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def test_export_matches_pytorch_with_a_dynamic_batch_and_records_card_and_labels(run, onnx_file):
+    path, output = onnx_file
+    difference = float(re.search(r"max abs logit difference (\S+)", output).group(1))
+    assert difference < 1e-4
+    onnx_model, torch_model = OnnxModule(path), load_trained_model(run / "seed0" / "fold0" / "model.pt").model
+    x = torch.randn(5, 1, 48, 48)
+    with torch.no_grad():
+        assert onnx_model(x).shape == (5, 7)
+        assert (onnx_model(x) - torch_model(x)).abs().max() < 1e-4
+    metadata = onnx_model.metadata
+    assert metadata["labels"] == list(CLASSES7)
+    assert metadata["card"]["name"] == "tiny_plugin" and metadata["preprocess"]["margin"] == 0.1
+
+
+def test_onnx_checkpoint_evaluates_like_the_state_dict(run, data, onnx_file):
+    onnx_trained = load_trained_model(onnx_file[0])  # card and labels from the file's metadata
+    assert (onnx_trained.kind, onnx_trained.card.name, onnx_trained.labels) == ("onnx", "tiny_plugin", CLASSES7)
+    state_dict = load_trained_model(run / "seed0" / "fold0" / "model.pt")
+    assert np.allclose(onnx_trained.predict_proba(data.images), state_dict.predict_proba(data.images), atol=1e-5)
+
+
+def test_export_errors(run, tmp_path):
+    with pytest.raises(FerbenchError, match="only torch modules export to ONNX"):
+        export_onnx(build_model(load_card("lbp_svm"), 7), load_card("lbp_svm"), tmp_path / "svm.onnx")
+    result = CliRunner().invoke(app, ["export", str(run.parents[2] / "tiny_plugin.yaml"), "--checkpoint",
+                                      str(tmp_path / "missing.pt"), "--onnx", str(tmp_path / "x.onnx")])
+    assert result.exit_code == 2 and "checkpoint file not found" in result.output
+
+
+# ----------------------------------------------------------------------------- speed
+
+
+def test_onnx_runtime_latency_uses_the_speed_method(run):
+    card = load_card(run.parents[2] / "tiny_plugin.yaml")
+    latency = onnx_latency(build_model(card, 7), card, quick=True)
+    assert (latency["threads"], latency["batch_size"], latency["repeats"], latency["device"]) == (1, 1, 5, "cpu")
+    assert latency["median_ms"] > 0 and latency["max_abs_diff"] < 1e-4
+
+
+def test_speed_command_lists_pytorch_and_onnx_runtime(run):
+    result = CliRunner().invoke(app, ["speed", "--models", f"{run.parents[2] / 'tiny_plugin.yaml'},lbp_svm",
+                                      "--onnx", "--quick", "--classes", "5"])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if line.startswith("tiny_plugin"))
+    name, params, mib, macs, cpu_ms, ort_ms = row.split()
+    assert int(params) == 23863 - 2 * (64 + 1) and float(cpu_ms) > 0 and float(ort_ms) > 0  # 5 classes, not 7
+    assert "not timed" in result.output and "lbp_svm" in result.output
+
+
+# ----------------------------------------------------------------------------- predict
+
+
+def test_predict_on_a_stored_crop_reproduces_the_run(run, data, tmp_path):
+    i = int(data.folds()[0].test[0])
+    cv2.imwrite(str(tmp_path / "crop.png"), data.images[i])
+    trained = load_trained_model(run / "seed0" / "fold0" / "model.pt")
+    (result,) = predict_paths([tmp_path / "crop.png"], trained, face="none")
+    assert result.box == (0, 0, 128, 128)
+    expected = pd.read_csv(run / "seed0" / "fold0" / "predictions.csv").set_index("path").loc[data.samples[i].key]
+    assert np.allclose([result.probabilities[c] for c in CLASSES7], [expected[f"p_{c}"] for c in CLASSES7], atol=2e-6)
+    assert result.top[0] == expected["predicted"]
+
+
+def test_predict_finds_faces_and_annotates(run, data, tmp_path):
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    sample = data.samples[0]
+    frame = cv2.imread(sample.path, cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(folder / "face.png"), frame)
+    cv2.imwrite(str(folder / "blank.png"), np.full((120, 160), 128, np.uint8))
+    result = CliRunner().invoke(app, ["predict", str(folder), "--checkpoint", str(run / "seed0" / "fold0" / "model.pt"),
+                                      "--annotate", str(tmp_path / "annotated")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "no face" in next(line for line in lines if "blank.png" in line)
+    face_row = next(line for line in lines if "face.png" in line).split()
+    x, y, w, h = map(int, face_row[1:5])
+    assert face_row[5] in CLASSES7
+    lx, ly, lw, lh = landmark_box(data.sources[0].loader.landmarks(sample))  # the face the twin drew
+    overlap = max(0, min(x + w, lx + lw) - max(x, lx)) * max(0, min(y + h, ly + lh) - max(y, ly))
+    assert overlap / (w * h + lw * lh - overlap) > 0.5
+    for name, picture in (("face", frame), ("blank", None)):
+        drawn = cv2.imread(str(tmp_path / "annotated" / f"{name}.png"))
+        assert drawn.ndim == 3 and (picture is None or drawn.shape[:2] == picture.shape[:2])
+
+
+def test_predict_video_every_nth_frame(run, data, tmp_path):
+    crop = cv2.cvtColor(data.images[0], cv2.COLOR_GRAY2BGR)
+    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 5, crop.shape[1::-1])
+    if not writer.isOpened():
+        pytest.skip("this OpenCV build cannot write MJPG video")
+    for _ in range(5):
+        writer.write(crop)
+    writer.release()
+    trained = load_trained_model(run / "seed0" / "fold0" / "model.pt")
+    results = predict_paths([tmp_path / "clip.avi"], trained, face="none", every=2, annotate=tmp_path / "out")
+    assert [r.source.rsplit("#", 1)[1] for r in results] == ["0", "2", "4"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"clip_frame00000{k}.png" for k in (0, 2, 4)]
