@@ -140,7 +140,7 @@ def run(
                     "accuracy": format_mean_std(metrics["accuracy"]) if metrics else "-",
                     "macro_f1": format_mean_std(metrics["macro_f1"]) if metrics else "-",
                     "folds": f"{summary['jobs_done']}/{summary['jobs_total']}",
-                    "params": summary.get("speed", {}).get("params", "-"),
+                    "params": summary.get("params", "-"),
                     "cpu ms": _ms(summary.get("speed", {})),
                 })
     except FerbenchError as exc:
