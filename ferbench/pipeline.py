@@ -117,8 +117,9 @@ class ProtocolData:
 
     def folds(self) -> list[Fold]:
         """Folds over :attr:`samples` (the source side); leakage asserted by ``make_folds``."""
-        split = self.protocol.split
-        if split is None:  # cross-dataset, one model on all source data
+        split, cross = self.protocol.split, self.protocol.cross_dataset
+        if split is None or (cross is not None and cross.evaluate == "all_source"):
+            # cross-dataset, one model trained on all source data (a split, if given, is unused)
             return [Fold(0, np.arange(len(self.samples)), np.array([], dtype=int), np.array([], dtype=int))]
         base = Path(self.protocol.source_file).parent if self.protocol.source_file else None
         return make_folds(split, self.samples, self.y, base_dir=base)

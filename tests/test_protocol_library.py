@@ -13,13 +13,15 @@ from ferbench.splits import natural_key
 PROTOCOLS = sorted((Path(__file__).parents[1] / "protocols").glob("*.yaml"))
 
 
-def inspect(name: str, root: str = "synthetic", dataset: str | None = None) -> dict:
+def inspect(name: str, root: str = "synthetic", dataset: str | None = None, **shapes: str) -> dict:
+    """``ferbench inspect`` of a shipped protocol: every dataset at ``root`` (only ``dataset`` if
+    given), except those named in ``shapes`` (dataset name -> twin root, e.g. ``synthetic:small``)."""
     path = Path(__file__).parents[1] / "protocols" / f"{name}.yaml"
     protocol = load_protocol(path, require_roots=False)
     roots = {side.dataset.name: root for side in protocol.sides()}
     if dataset:
         roots = {dataset: root}
-    return describe(load_protocol_data(load_protocol(path, roots=roots)))
+    return describe(load_protocol_data(load_protocol(path, roots={**roots, **shapes})))
 
 
 @pytest.mark.parametrize("path", PROTOCOLS, ids=lambda p: p.stem)
@@ -89,6 +91,55 @@ def test_oulu_casia_counts_on_paper_twin():
     assert set(info["per_class"].values()) == {240}
 
 
+def test_mmi_counts_on_paper_twin():
+    # ED²L: 209 front-view sequences of 32 subjects, three middle frames each
+    ed2l = inspect("mmi_6cls_ed2l")
+    assert (ed2l["total"], ed2l["subjects"], ed2l["sequences"]) == (627, 32, 209)
+    assert len(ed2l["folds"]) == 10 and ed2l["leakage"] is False
+    assert min(ed2l["per_class"].values()) >= 3 * 32  # every subject shows every expression
+    # C-SPP: the same sequences, two frames each (the paper's glasses-free 125 are not reproduced)
+    cspp = inspect("mmi_6cls_cspp")
+    assert (cspp["total"], cspp["subjects"], len(cspp["folds"]), cspp["leakage"]) == (418, 32, 7, False)
+
+
+def test_bu3dfe_counts_on_paper_twin():
+    info = inspect("bu3dfe_6cls_si")
+    assert (info["total"], info["subjects"], info["leakage"]) == (1200, 100, False)
+    assert set(info["per_class"].values()) == {200}
+    assert [f["test_subjects"] for f in info["folds"]] == [10] * 10
+
+
+def test_cross_dataset_counts_on_paper_twins():
+    # C-SPP: the 8 fold models of CK+ (927 images, 106 subjects) evaluated on MMI (2 frames x 209)
+    mmi = inspect("cross_ckplus_mmi_cspp")
+    assert (mmi["total"], mmi["subjects"], len(mmi["folds"]), mmi["leakage"]) == (927, 106, 8, False)
+    assert mmi["target"]["total"] == 418
+    oulu = inspect("cross_ckplus_oulu_casia")
+    assert (oulu["total"], oulu["target"]["total"], len(oulu["folds"])) == (927, 1440, 1)
+    # FER2013 (small twin) -> CK+: last 3 of the 309 non-contempt + 327 first frames as neutral
+    fer = inspect("cross_fer2013_ckplus", fer2013="synthetic:small")
+    assert fer["target"]["total"] == 1254 and fer["target"]["per_class"]["neutral"] == 327
+
+
+def test_fer2013_cross_side_trains_on_training_rows_only():
+    info = inspect("cross_fer2013_jaffe", root="synthetic:small")
+    (fold,) = info["folds"]  # the official split gives one model, evaluated on the whole target
+    assert (fold["train"], fold["validation"], fold["test"]) == (300, 60, 60)  # Training / PublicTest / PrivateTest
+    assert info["target"]["dataset"] == "jaffe" and info["target"]["total"] == inspect(
+        "jaffe_7cls_loso", root="synthetic:small")["total"]
+
+
+def test_still_image_protocols_on_small_twins():
+    # small twins: KDEF 10 subjects x 2 sessions x 7 straight-view images; NimStim 8 actors x
+    # 6 codes x 2 mouths (no calm, no neutral); RAF-DB 200 train / 50 test rows
+    kdef = inspect("kdef_7cls_si", root="synthetic:small")
+    assert (kdef["total"], kdef["subjects"], set(kdef["per_class"].values())) == (140, 10, {20})
+    nimstim = inspect("nimstim_6cls_si8", root="synthetic:small")
+    assert (nimstim["total"], nimstim["subjects"], len(nimstim["folds"])) == (96, 8, 8)
+    rafdb = inspect("rafdb_7cls_official", root="synthetic:small")
+    assert [(f["train"], f["test"]) for f in rafdb["folds"]] == [(200, 50)]
+
+
 @pytest.mark.parametrize("path", PROTOCOLS, ids=lambda p: p.stem)
 def test_every_protocol_runs_on_small_twin_without_leakage(path):
     protocol = load_protocol(path, require_roots=False)
@@ -110,3 +161,20 @@ def test_ck48_layout_gives_981_and_refuses_first_frames(tmp_path):
     assert (info["total"], info["subjects"]) == (981, 118)
     with pytest.raises(FerbenchError, match="CK\\+48"):
         inspect("ckplus_8cls_si", root=str(root))
+
+
+@pytest.mark.parametrize("path", PROTOCOLS, ids=lambda p: p.stem)
+def test_every_protocol_trains_and_scores_on_small_twin(path, tmp_path):
+    """One fold of a fast classical baseline through the whole runner, on every shipped protocol."""
+    from ferbench.cards import load_card
+    from ferbench.pipeline import attach_images
+    from ferbench.runner import RunOptions, run_card
+
+    protocol = load_protocol(path, require_roots=False)
+    roots = {side.dataset.name: "synthetic:small" for side in protocol.sides()}
+    data = attach_images(load_protocol_data(load_protocol(path, roots=roots)), progress=False)
+    options = RunOptions(out=tmp_path, folds=[0], progress=False, speed=False)
+    summary = run_card(data, data.folds(), load_card("lbp_svm"), options)
+    assert summary["jobs_done"] == 1 and summary["synthetic"] is True
+    assert 0.0 <= summary["metrics"]["accuracy"]["mean"] <= 1.0
+    assert summary["classes"] == list(protocol.classes)

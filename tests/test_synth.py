@@ -21,7 +21,8 @@ from ferbench.labels import CANONICAL
 from ferbench.synth import GENERATOR_VERSION, LAYOUTS, render_face, sample_identity, twin_root, write_twin
 from ferbench.synth.face import random_faces
 from ferbench.synth.identity import stream
-from ferbench.synth.plans import CK_COUNTS, EMOTIONS, plan_ckplus
+from ferbench.synth.layouts import apex
+from ferbench.synth.plans import CK_COUNTS, EMOTIONS, MMI_COUNTS, MMI_EMOTIONS, plan_ckplus, plan_mmi
 
 PAPER_CK_FOLDS = [33, 39, 40, 35, 30, 37, 29, 29, 33, 22]  # labelled sequences per ascending-id fold
 PAPER_CK_CLASSES = {"anger": 45, "contempt": 18, "disgust": 59, "fear": 25, "happy": 69, "sadness": 28, "surprise": 83}
@@ -160,6 +161,67 @@ def test_oulu_casia_small_layout(tmp_path: Path) -> None:
         assert sorted(p.name for p in cropped.iterdir()) == frames
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_mmi_plans_keep_their_counts(seed: int) -> None:
+    for shape, (n_subjects, n_sessions) in MMI_COUNTS.items():
+        plan = plan_mmi(shape, seed)
+        numbers = [s.session for s in plan]
+        assert len(plan) == n_sessions and numbers == sorted(set(numbers))  # unique, ascending
+        subjects = sorted({s.subject for s in plan})
+        assert len(subjects) == n_subjects and all(re.fullmatch(r"S0[0-5]\d", s) for s in subjects)
+        for subject in subjects:  # each subject shows each expression at least once
+            assert {s.expression for s in plan if s.subject == subject} == set(MMI_EMOTIONS)
+        assert all(9 <= s.frames <= 15 and 0.8 <= s.peak <= 1.0 for s in plan)
+    assert len(plan_mmi("paper", seed)) == 209
+
+
+def test_apex_is_neutral_at_both_ends_and_peaks_in_the_middle() -> None:
+    for frames in (9, 12, 15):
+        profile = [apex(k, frames) for k in range(frames)]
+        assert profile[0] == profile[-1] == 0.0 and max(profile) == 1.0
+        assert profile == pytest.approx(profile[::-1])  # offset mirrors onset
+        assert profile[:frames // 2 + 1] == sorted(profile[:frames // 2 + 1])  # onset rises
+    for frames in range(9, 16):  # the three middle frames (what middle_n 3 selects) are at the apex
+        start = (frames - 3) // 2
+        assert min(apex(k, frames) for k in range(start, start + 3)) > 0.95
+
+
+def test_mmi_small_layout_videos_and_metadata(ferbench_cache: str) -> None:
+    root = twin_root("mmi", shape="small", seed=0, cache_dir=Path(ferbench_cache))
+    plan = {str(s.session): s for s in plan_mmi("small", 0)}
+    folders = sorted((root / "Sessions").iterdir())
+    assert sorted(p.name for p in folders) == sorted(plan)
+    for folder in folders:
+        session = plan[folder.name]
+        assert sorted(p.name for p in folder.iterdir()) == sorted([f"{session.stem}.avi", f"{session.stem}.xml",
+                                                                   "session.xml"])
+        metadata = (folder / f"{session.stem}.xml").read_text()
+        code = MMI_EMOTIONS.index(session.expression) + 1
+        assert f'<Metatag Name="Emotion" Value="{code}"/>' in metadata
+        info = (folder / "session.xml").read_text()
+        assert f'<subject id="{session.subject}"/>' in info and 'view="0"' in info
+    for folder in folders[::12]:  # decode a few videos: neutral -> apex in the middle -> neutral
+        session = plan[folder.name]
+        capture = cv2.VideoCapture(str(folder / f"{session.stem}.avi"))
+        frames = []
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames.append(frame)
+        capture.release()
+        assert len(frames) == session.frames and frames[0].shape == (288, 360, 3)
+        first, middle, last = frames[0], frames[len(frames) // 2], frames[-1]
+        assert _local_change(middle, first) > 1.5 * _local_change(last, first), session
+
+
+def _local_change(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest local change between two BGR pictures: the maximum of the absolute difference
+    blurred with a 4-pixel Gaussian (sensor noise and head jitter blur away, a moving mouth does not)."""
+    difference = cv2.absdiff(a, b).max(axis=2).astype(np.float32)
+    return float(cv2.GaussianBlur(difference, (0, 0), 4).max())
+
+
 def test_fer2013_csv_rows(tmp_path: Path) -> None:
     root = write_twin("fer2013", tmp_path, seed=0, shape="small")
     lines = (root / "fer2013.csv").read_text().splitlines()
@@ -247,7 +309,7 @@ def test_unknown_names_are_refused(tmp_path: Path) -> None:
     with pytest.raises(UnknownName, match="ckplus"):
         write_twin("ckplsu", tmp_path)
     with pytest.raises(UnknownName, match="synthetic layout"):
-        twin_root("mmi", cache_dir=tmp_path)
+        twin_root("affectnet", cache_dir=tmp_path)
     with pytest.raises(UnknownName, match="shape"):
         write_twin("jaffe", tmp_path, shape="huge")
     with pytest.raises(UnknownName, match="expression"):

@@ -10,7 +10,8 @@ Where a ``paper`` shape departs from the real set (to keep disk and time reasona
 CK+ sequences have 6-10 frames (real: 10-60); Oulu-CASIA 6-10 frames, VL camera and Strong
 illumination only; FER2013 and RAF-DB write 1/10 of the rows (2871/359/359 and 1227/307) with
 the real class proportions; KDEF only the straight view; pictures are smaller than the real
-ones (BU-3DFE 192x192 gray, NimStim 240x192 gray, KDEF 381x281); RAF-DB only aligned faces.
+ones (BU-3DFE 192x192 gray, NimStim 240x192 gray, KDEF 381x281, MMI 360x288 videos of 9-15
+frames); RAF-DB only aligned faces; MMI only the front-view sessions with an Emotion label.
 """
 
 from __future__ import annotations
@@ -34,12 +35,15 @@ from ferbench.synth.face import colorize, face_crop, render_face
 from ferbench.synth.identity import Identity, Lighting, sample_identity, stream
 from ferbench.synth.plans import (
     JAFFE_CODES,
+    MMI_EMOTIONS,
     CkSequence,
     CkSubject,
+    MmiSession,
     check_shape,
     draw_labels,
     plan_ckplus,
     plan_jaffe,
+    plan_mmi,
 )
 
 LayoutWriter = Callable[..., Path]
@@ -206,6 +210,50 @@ def _write_oulu_subject(root: Path, seed: int, subject: str) -> None:
             _write_image(root / "OriginalImg/VL/Strong" / subject / folder / f"{k:03d}.jpeg", picture)
             _write_image(root / "Oulu_CASIA_VL_Cropped/Strong" / subject / folder / f"{k:03d}.jpeg",
                          face_crop(picture, landmarks, 128, margin=0.1))
+
+
+# --------------------------------------------------------------------------- MMI
+
+MMI_SIZE = (288, 360)  # (height, width): half the real 720x576
+MMI_FPS = 25.0
+MMI_METADATA = """<?xml version="1.0" encoding="utf-8"?>
+<Metadata>
+  <Metatag Name="Emotion" Value="{code}"/>
+</Metadata>
+"""
+MMI_SESSION = """<?xml version="1.0" encoding="utf-8"?>
+<session sessionId="{session}">
+  <subject id="{subject}"/>
+  <track id="0" view="0" type="Video" filename="{stem}.avi"/>
+</session>
+"""
+
+
+@layout("mmi")
+def write_mmi(out_dir: Path, shape: str, seed: int, workers: int = 1) -> Path:
+    """``Sessions/<n>/S001-<n>.avi`` (MJPG, 360x288 colour, 25 fps), its metadata ``S001-<n>.xml``
+    (``<Metatag Name="Emotion" Value="1-6"/>``) and ``session.xml`` (subject, front-view track):
+    neutral -> apex in the middle -> neutral. Paper: 32 subjects, 209 sessions; small: 10, 60."""
+    sessions: dict[str, list[MmiSession]] = {}
+    for session in plan_mmi(shape, seed):
+        sessions.setdefault(session.subject, []).append(session)
+    _run([partial(_write_mmi_subject, out_dir, seed, s, items) for s, items in sessions.items()], workers)
+    return out_dir
+
+
+def _write_mmi_subject(root: Path, seed: int, subject: str, sessions: list[MmiSession]) -> None:
+    identity = sample_identity("ck", stream(seed, "mmi", subject), key=subject)
+    for session in sessions:
+        folder = root / "Sessions" / str(session.session)
+        frames = []
+        for k in range(session.frames):
+            intensity = session.peak * apex(k, session.frames)
+            rng = stream(seed, "mmi", session.session, k)
+            image, _ = render_face(identity, session.expression, intensity, MMI_SIZE, rng)
+            frames.append(colorize(image, identity.tint))
+        _write_video(folder / f"{session.stem}.avi", frames, MMI_FPS)
+        _write_text(folder / f"{session.stem}.xml", MMI_METADATA.format(code=MMI_EMOTIONS.index(session.expression) + 1))
+        _write_text(folder / "session.xml", MMI_SESSION.format(session=session.session, subject=subject, stem=session.stem))
 
 
 # --------------------------------------------------------------------------- FER2013
@@ -387,7 +435,17 @@ def write_rafdb(out_dir: Path, shape: str, seed: int, workers: int = 1) -> Path:
 
 def ramp(k: int, frames: int) -> float:
     """Intensity of frame ``k`` (0-based) of an onset-to-peak sequence: 0 first, 1 last, smooth."""
-    x = k / max(frames - 1, 1)
+    return _smoothstep(k / max(frames - 1, 1))
+
+
+def apex(k: int, frames: int) -> float:
+    """Intensity of frame ``k`` (0-based) of an onset-apex-offset sequence: 0 first and last,
+    1 over the middle quarter (the apex), smooth in between."""
+    rise = 1 - abs(2 * k / max(frames - 1, 1) - 1)  # 0 at the ends, 1 at the middle frame
+    return _smoothstep(min(1.0, rise / 0.75))
+
+
+def _smoothstep(x: float) -> float:
     return x * x * (3 - 2 * x)
 
 
@@ -421,6 +479,20 @@ def _write_image(path: Path, image: np.ndarray) -> None:
         raise DataError(path, f"OpenCV could not encode a {image.shape} image as {path.suffix}")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data.tobytes())
+
+
+def _write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
+    """Write H x W x 3 BGR frames as a Motion-JPEG ``.avi`` (OpenCV's built-in encoder), creating folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    try:
+        if not writer.isOpened():
+            raise DataError(path, "OpenCV cannot write a Motion-JPEG video here")
+        for frame in frames:
+            writer.write(frame)
+    finally:
+        writer.release()
 
 
 def _write_text(path: Path, text: str) -> None:

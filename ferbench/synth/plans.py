@@ -4,7 +4,8 @@
 sequences, 327 labelled ones from 118 subjects with the published per-class counts, 309
 non-contempt ones from 106 subjects, and the labelled sequences per fold 33/39/40/35/30/37/
 29/29/33/22 of the 10-fold split by ascending subject id; JAFFE: 213 images with the
-per-code counts of a real copy). ``small`` plans keep every class and enough subjects for 10-fold subject splits.
+per-code counts of a real copy; MMI: the 209 front-view sessions of 32 subjects that ED²L
+selects). ``small`` plans keep every class and enough subjects for 10-fold subject splits.
 """
 
 from __future__ import annotations
@@ -238,3 +239,51 @@ def draw_labels(rng: np.random.Generator, n: int, proportions: dict[str, int]) -
         drawn[:len(names)] = names
         drawn = [drawn[k] for k in rng.permutation(n)]
     return drawn
+
+
+# --------------------------------------------------------------------------- MMI
+
+
+@dataclass(frozen=True)
+class MmiSession:
+    """One MMI session: a front-view onset-apex-offset video of one basic expression."""
+
+    session: int       # folder name under ``Sessions/``; also the take number in the video name
+    subject: str       # "S001"
+    expression: str
+    frames: int
+    peak: float        # intensity at the apex (the middle frame)
+
+    @property
+    def stem(self) -> str:
+        """``S001-101``: the name of the video and of its metadata file, without suffix."""
+        return f"{self.subject}-{self.session:03d}"
+
+
+MMI_COUNTS: dict[str, tuple[int, int]] = {"paper": (32, 209), "small": (10, 60)}  # (subjects, sessions)
+MMI_FRAMES = (9, 15)  # frames per video, inclusive (real videos run for seconds at 25 fps)
+MMI_EMOTIONS: tuple[str, ...] = ("anger", "disgust", "fear", "happy", "sadness", "surprise")
+
+
+def plan_mmi(shape: str, seed: int) -> list[MmiSession]:
+    """Sessions of an MMI twin, by ascending session number.
+
+    Subjects (ids 1-54 with gaps) get an equal share of the sessions, the remainder going one
+    each to random subjects; a subject's first six sessions show the six expressions (in a
+    random order), any further one a random expression. Session numbers ascend with gaps.
+    """
+    n_subjects, n_sessions = MMI_COUNTS[check_shape(shape)]
+    rng = stream(seed, "mmi-plan")
+    ids = np.sort(rng.choice(np.arange(1, 55), n_subjects, replace=False))
+    shares = np.full(n_subjects, n_sessions // n_subjects)
+    shares[rng.choice(n_subjects, n_sessions % n_subjects, replace=False)] += 1
+    numbers = iter(100 + np.cumsum(rng.integers(1, 4, n_sessions)))
+    sessions = []
+    for number, share in zip(ids, shares):
+        order = [MMI_EMOTIONS[k] for k in rng.permutation(len(MMI_EMOTIONS))]
+        for k in range(int(share)):
+            expression = order[k] if k < len(order) else str(rng.choice(MMI_EMOTIONS))
+            sessions.append(MmiSession(int(next(numbers)), f"S{number:03d}", expression,
+                                       int(rng.integers(MMI_FRAMES[0], MMI_FRAMES[1] + 1)),
+                                       float(rng.uniform(0.8, 1.0))))
+    return sessions
