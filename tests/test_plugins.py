@@ -85,6 +85,24 @@ def test_entry_point_plugin_runs_through_ferbench_run(fresh_registry, monkeypatc
     assert (run / "seed0" / "fold0" / "model.pt").is_file()
 
 
+def test_pip_installed_example_package_registers_its_model(fresh_registry, monkeypatch, tmp_path):
+    """A real install of examples/ferbench-example-plugin: its metadata carries the entry point."""
+    import subprocess
+    import sys
+    from importlib.metadata import distributions
+
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(EXAMPLE)], check=True, capture_output=True)
+    (dist,) = [d for d in distributions(path=[str(target)]) if d.metadata["Name"] == "ferbench-example-plugin"]
+    points = [p for p in dist.entry_points if p.group == plugins.ENTRY_POINT_GROUP]
+    assert [(p.name, p.value) for p in points] == [("example", "ferbench_example_plugin:register")]
+    monkeypatch.syspath_prepend(str(target))
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [p for p in points if p.group == group])
+    assert "tiny_fer_cnn" in list_models()
+    assert (target / "ferbench_example_plugin" / "cards" / "tiny_fer_cnn.yaml").is_file()
+
+
 def test_entry_points_are_called_once(fresh_registry, monkeypatch):
     install(monkeypatch, entry_point("ferbench_example_plugin:register"))
     list_models()
