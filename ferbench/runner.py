@@ -139,8 +139,12 @@ def _run_job(run: RunDir, data: ProtocolData, fold: Fold, card: ModelCard, seed:
     if options.on_train_indices is not None:
         options.on_train_indices(fold.train)
     teacher = _teacher(data, fold, card, seed, device, options)
-    model = train_model(card, images[fold.train], y[fold.train], len(classes), seed, device, options, teacher)
+    validation = (images[fold.validation], y[fold.validation]) if len(fold.validation) else None
+    model = train_model(card, images[fold.train], y[fold.train], len(classes), seed, device, options, teacher,
+                        validation)
     results: dict[str, Any] = {"seed": seed, "fold": fold.index}
+    if validation is not None and hasattr(model, "selected_epoch"):
+        results["selected_epoch"] = model.selected_epoch  # chosen on the validation set, never on test
     evaluations = []
     if len(fold.test):
         evaluations.append(("source" if data.target is not None else "test", data.samples, fold.test, images, y))
@@ -162,12 +166,15 @@ def _run_job(run: RunDir, data: ProtocolData, fold: Fold, card: ModelCard, seed:
 
 
 def train_model(card: ModelCard, images: np.ndarray, y: np.ndarray, num_classes: int, seed: int,
-                device: torch.device, options: RunOptions, teacher: Any = None) -> Any:
-    """Build the card's model with ``seed`` and fit it on the given training images only."""
+                device: torch.device, options: RunOptions, teacher: Any = None,
+                validation: tuple[np.ndarray, np.ndarray] | None = None) -> Any:
+    """Build the card's model with ``seed`` and fit it on the given training images only
+    (``validation``, held-out non-test data, only selects the epoch)."""
     seed_everything(seed)
     model = build_model(card, num_classes)
+    held_out = None if validation is None else (torch.from_numpy(validation[0]), torch.from_numpy(validation[1]))
     return fit(model, card, torch.from_numpy(images), torch.from_numpy(y), device, seed, teacher=teacher,
-               progress=options.progress)
+               progress=options.progress, validation=held_out)
 
 
 def write_predictions(path: Path, samples: list, y_true: np.ndarray, y_pred: np.ndarray, probs: np.ndarray,

@@ -144,3 +144,26 @@ def test_cross_dataset_reports_source_target_and_drop(tmp_path):
     assert summary["cross_dataset"] is True
     source, target = summary["source_metrics"]["accuracy"]["mean"], summary["metrics"]["accuracy"]["mean"]
     assert summary["drop"]["drop"] == pytest.approx(source - target)
+
+
+def test_official_split_selects_on_validation_never_on_test(tmp_path, monkeypatch):
+    path = PROTOCOL.parent / "fer2013_official.yaml"
+    data = attach_images(load_protocol_data(load_protocol(path, roots={"fer2013": "synthetic:small"})), progress=False)
+    (fold,) = data.folds()
+    usage = [s.attrs["usage"] for s in data.samples]
+    seen = {}
+    real_fit = runner.fit
+
+    def spy(model, card, images, labels, *args, validation=None, **kwargs):
+        seen["validation"] = validation
+        return real_fit(model, card, images, labels, *args, validation=validation, **kwargs)
+
+    monkeypatch.setattr(runner, "fit", spy)
+    card = tiny_card(tmp_path)
+    run_card(data, [fold], card, options(tmp_path / "runs", folds=[0]))
+    assert {usage[i] for i in fold.validation} == {"PublicTest"}
+    assert {usage[i] for i in fold.test} == {"PrivateTest"}
+    assert seen["validation"][1].tolist() == data.y[fold.validation].tolist()
+    metrics = json.loads((tmp_path / "runs" / "fer2013_official" / "tiny_microexpnet" / "seed0" / "fold0"
+                          / "metrics.json").read_text())
+    assert 0 <= metrics["selected_epoch"] < 2

@@ -463,3 +463,23 @@ def test_init_checkpoint_copies_the_tensors_that_fit(tmp_path: Path):
         load_init_checkpoint(target, tmp_path / "start.pt")
     assert torch.equal(target.conv.weight, source.conv.weight)
     assert torch.equal(target.fc.weight, head)
+
+
+def test_validation_selects_the_best_epoch_and_restores_its_weights():
+    # labels of the validation set are flipped: the best validation epoch is the least trained one
+    images, labels = left_right_images(32)
+    card = make_card(epochs=4, optimizer={"name": "sgd", "lr": 0.05})
+    seed_everything(0)
+    initial = TinyCNN(num_classes=2)
+    model = fit(copy.deepcopy(initial), card, images, labels, CPU, 0, progress=False)
+    trained_accuracy = (predict_proba(model, card, images, CPU).argmax(1) == labels).float().mean().item()
+    assert trained_accuracy > 0.9
+    flipped = fit(copy.deepcopy(initial), card, images, labels, CPU, 0, progress=False,
+                  validation=(images, 1 - labels))
+    first_epoch = fit(copy.deepcopy(initial), make_card(epochs=1, optimizer={"name": "sgd", "lr": 0.05}),
+                      images, labels, CPU, 0, progress=False)
+    assert flipped.selected_epoch == 0
+    assert all(torch.equal(a, b) for a, b in zip(flipped.state_dict().values(), first_epoch.state_dict().values()))
+    kept = fit(copy.deepcopy(initial), card, images, labels, CPU, 0, progress=False, validation=(images, labels))
+    kept_accuracy = (predict_proba(kept, card, images, CPU).argmax(1) == labels).float().mean().item()
+    assert kept_accuracy >= trained_accuracy - 1e-9

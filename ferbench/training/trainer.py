@@ -84,6 +84,7 @@ def fit(
     teacher: TeacherForward | None = None,
     progress: bool = True,
     on_epoch_end: Callable[[int, float], None] | None = None,
+    validation: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> Any:
     """Train ``model`` on ``images`` (uint8 N x H x W or N x H x W x 3) and ``labels`` (int64 N).
 
@@ -96,6 +97,10 @@ def fit(
             logits (see :func:`teacher_forward`); called without gradients.
         on_epoch_end: called as ``on_epoch_end(epoch, mean_loss)`` (0-based epoch, mean
             training loss over the epoch's images).
+        validation: held-out (images, labels) that are neither training nor test data (e.g.
+            FER2013's PublicTest). When given, the weights of the epoch with the best
+            validation accuracy (the earliest on a tie) are returned, and the chosen epoch is
+            stored as ``model.selected_epoch``; the test data never takes part in selection.
     """
     if not isinstance(model, nn.Module):
         return model.fit(_classical_images(card, images), labels.cpu().numpy())
@@ -118,6 +123,7 @@ def fit(
     objective = objective_cls(model, recipe.objective, _num_classes(model, probe))
     optimizer = build_optimizer(list(model.parameters()) + objective.extra_parameters(), recipe.optimizer)
     precision = _Precision(device)
+    selection = _BestEpoch(card, validation, device) if validation is not None else None
     bar = tqdm(range(recipe.epochs), desc=card.name, unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
         for group in optimizer.param_groups:
@@ -139,6 +145,10 @@ def fit(
         bar.set_postfix(loss=f"{mean_loss:.4f}")
         if on_epoch_end is not None:
             on_epoch_end(epoch, mean_loss)
+        if validation is not None:
+            selection.update(epoch, model)
+    if validation is not None:
+        selection.restore(model)
     return model.eval()
 
 
@@ -199,6 +209,26 @@ def load_init_checkpoint(model: nn.Module, path: str | Path) -> None:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+class _BestEpoch:
+    """Keeps the weights of the epoch with the highest accuracy on held-out validation data."""
+
+    def __init__(self, card: ModelCard, validation: tuple[torch.Tensor, torch.Tensor], device: torch.device):
+        self.card, self.device = card, device
+        self.images, self.labels = validation[0], validation[1].cpu()
+        self.best_accuracy, self.best_epoch, self.best_state = -1.0, -1, None
+
+    def update(self, epoch: int, model: nn.Module) -> None:
+        probs = predict_proba(model, self.card, self.images, self.device)
+        accuracy = (probs.argmax(dim=1) == self.labels).float().mean().item()
+        if accuracy > self.best_accuracy:
+            self.best_accuracy, self.best_epoch = accuracy, epoch
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def restore(self, model: nn.Module) -> None:
+        model.load_state_dict(self.best_state)
+        model.selected_epoch = self.best_epoch
 
 
 class _Precision:
