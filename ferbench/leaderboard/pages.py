@@ -15,7 +15,7 @@ from typing import Any
 from tabulate import tabulate
 
 import ferbench
-from ferbench.io import atomic_write_text
+from ferbench.io import atomic_write_bytes, atomic_write_text
 from ferbench.leaderboard.catalogue import (
     dataset_label,
     describe_data,
@@ -308,8 +308,14 @@ def _deviations(run: RunResult) -> str:
 
 
 def _confusion_link(run: RunResult, out: Path) -> str:
+    """Copy the run's confusion picture to ``out/confusion/<protocol>/<run>.png`` (so the pages
+    stand alone, e.g. when committed without the run directories) and link to the copy."""
     picture = run.path / ("confusion_target.png" if run.cross_dataset else "confusion.png")
-    return _link("png", picture, out) if picture.is_file() else "-"
+    if not picture.is_file():
+        return "-"
+    copy = Path(out) / "confusion" / run.path.parent.name / f"{run.path.name}.png"
+    atomic_write_bytes(copy, picture.read_bytes())
+    return _link("png", copy, out)
 
 
 def _link(text: str, target: Path, out: Path) -> str:
