@@ -20,21 +20,11 @@ from ferbench.evaluate import LabelMapping, evaluate_checkpoint, load_trained_mo
 from ferbench.pipeline import attach_images, load_protocol_data
 from ferbench.protocol import load_protocol
 from ferbench.runner import RunOptions, run_card
+from helpers import CLASSES7, REPO, TINY_PLUGIN_CARD
 
-REPO = Path(__file__).resolve().parents[1]
 PROTOCOLS = REPO / "protocols"
-FACTORY = REPO / "examples" / "ferbench-example-plugin" / "src" / "ferbench_example_plugin" / "model.py"
 SMALL = {"ckplus": "synthetic:small", "jaffe": "synthetic:small"}
-CLASSES7 = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
-CARD = f"""\
-name: tiny_plugin
-factory: {FACTORY}:tiny_fer_cnn
-input: {{channels: 1, size: [48, 48], normalise: standardize}}
-recipe:
-  epochs: 1
-  batch_size: 16
-  optimizer: {{name: adam, lr: 3.0e-3}}
-"""
+CARD = TINY_PLUGIN_CARD
 
 
 def protocol_data(name: str):

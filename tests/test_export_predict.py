@@ -23,19 +23,9 @@ from ferbench.predict import predict_paths
 from ferbench.preprocess import landmark_box
 from ferbench.protocol import load_protocol
 from ferbench.runner import RunOptions, run_card
+from helpers import CLASSES7, REPO, TINY_PLUGIN_CARD
 
-REPO = Path(__file__).resolve().parents[1]
-FACTORY = REPO / "examples" / "ferbench-example-plugin" / "src" / "ferbench_example_plugin" / "model.py"
-CLASSES7 = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
-CARD = f"""\
-name: tiny_plugin
-factory: {FACTORY}:tiny_fer_cnn
-input: {{channels: 1, size: [48, 48], normalise: standardize}}
-recipe:
-  epochs: 1
-  batch_size: 16
-  optimizer: {{name: adam, lr: 3.0e-3}}
-"""
+CARD = TINY_PLUGIN_CARD
 
 
 @pytest.fixture(scope="module")

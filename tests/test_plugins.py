@@ -87,13 +87,15 @@ def test_entry_point_plugin_runs_through_ferbench_run(fresh_registry, monkeypatc
 
 def test_pip_installed_example_package_registers_its_model(fresh_registry, monkeypatch, tmp_path):
     """A real install of examples/ferbench-example-plugin: its metadata carries the entry point."""
+    import shutil
     import subprocess
     import sys
     from importlib.metadata import distributions
 
-    target = tmp_path / "site"
+    source, target = tmp_path / "source", tmp_path / "site"
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))  # builds write here
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(EXAMPLE)], check=True, capture_output=True)
+                    "--target", str(target), str(source)], check=True, capture_output=True)
     (dist,) = [d for d in distributions(path=[str(target)]) if d.metadata["Name"] == "ferbench-example-plugin"]
     points = [p for p in dist.entry_points if p.group == plugins.ENTRY_POINT_GROUP]
     assert [(p.name, p.value) for p in points] == [("example", "ferbench_example_plugin:register")]
