@@ -246,7 +246,39 @@ class AMSoftmax(_Named):
     name: Literal["am_softmax"]
 
 
-ObjectiveSpec = _choice("objective", CrossEntropy, LabelSmoothing, CenterLoss, Distillation, ED2L, AMSoftmax)
+BUILTIN_OBJECTIVES = (CrossEntropy, LabelSmoothing, CenterLoss, Distillation, ED2L, AMSoftmax)
+
+
+class PluginObjective(_Spec):
+    """An objective a plug-in registered with ``ferbench.training.objectives.register_objective``;
+    the card's other keys reach the objective as attributes of this spec."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str
+
+
+def _plugin_objective(value: Any) -> Any:
+    """Route a name that is no built-in objective to :class:`PluginObjective` if a plug-in
+    registered it; an unknown name is an error with a suggestion."""
+    builtin = [get_args(member.model_fields["name"].annotation)[0] for member in BUILTIN_OBJECTIVES]
+    if not isinstance(value, dict) or value.get("name") in builtin or value.get("name") is None:
+        return value
+    from ferbench.models.registry import list_models  # loads the plug-ins (lazy: they import cards)
+    from ferbench.training.objectives import OBJECTIVES
+
+    list_models()
+    name = value["name"]
+    if name not in OBJECTIVES.names():
+        known = OBJECTIVES.names()
+        raise ValueError(f"unknown objective `{name}`{did_you_mean(name, known)}; choose one of {', '.join(known)}")
+    return PluginObjective(**value)
+
+
+ObjectiveSpec = Annotated[
+    Union[_choice("objective", *BUILTIN_OBJECTIVES), PluginObjective],
+    Field(union_mode="left_to_right"),
+    BeforeValidator(_plugin_objective),
+]
 
 
 # ----------------------------------------------------------------------------- augmentations

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ferbench.cards import AugmentSpec, ModelCard, ObjectiveSpec
+from ferbench.cards import BUILTIN_OBJECTIVES, AugmentSpec, ModelCard, ObjectiveSpec
 from ferbench.errors import ProtocolError
 from ferbench.training import fit, learning_rate, predict_proba, seed_everything, teacher_forward
 from ferbench.training.augment import Augmenter, augmentation_names, build_augmentation, warp
@@ -121,8 +121,31 @@ def test_registries_implement_every_name_a_card_accepts():
         members = get_args(get_args(union)[0])
         return {get_args(m.model_fields["name"].annotation)[0] for m in members}
 
-    assert names(ObjectiveSpec) == set(objective_names())
+    builtin = {get_args(m.model_fields["name"].annotation)[0] for m in BUILTIN_OBJECTIVES}
+    assert builtin == set(objective_names())
     assert names(AugmentSpec) == set(augmentation_names())
+
+
+def test_a_card_can_select_an_objective_a_plug_in_registered(monkeypatch):
+    from ferbench.training import objectives
+
+    monkeypatch.setattr(objectives.OBJECTIVES, "_items", dict(objectives.OBJECTIVES._items))
+
+    @objectives.register_objective("scaled_ce")
+    class ScaledCrossEntropy(objectives.Objective):
+        def loss(self, model, x, y, teacher_logits=None):
+            return self.spec.scale * F.cross_entropy(model(x), y)
+
+    card = make_card(objective={"name": "scaled_ce", "scale": 0.0})
+    assert card.recipe.objective.scale == 0.0
+    images, labels = left_right_images(16)
+    seed_everything(0)
+    initial = TinyCNN(num_classes=2)
+    trained = fit(copy.deepcopy(initial), card, images, labels, CPU, 0, progress=False)
+    # a zero-scaled loss gives zero gradients: Adam leaves the weights where they started
+    assert all(torch.equal(a, b) for a, b in zip(initial.state_dict().values(), trained.state_dict().values()))
+    with pytest.raises(Exception, match="unknown objective `scaled_cee`"):
+        make_card(objective={"name": "scaled_cee"})
 
 
 def test_cross_entropy_objective():
