@@ -56,8 +56,9 @@ class Sample:
         return self.path if self.index is None else f"{self.path}#{self.index}"
 
 
-class NoOptions(BaseModel):
-    """Options model of a loader that takes no options."""
+class LoaderOptions(BaseModel):
+    """Base of every loader's options model: unknown options are errors, values are frozen.
+    Used as is by loaders that take no options."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -77,7 +78,7 @@ class DatasetLoader(ABC):
     labels: ClassVar[tuple[str, ...]] = ()
     sequential: ClassVar[bool] = False
     has_subjects: ClassVar[bool] = True
-    options_model: ClassVar[type[BaseModel]] = NoOptions
+    options_model: ClassVar[type[BaseModel]] = LoaderOptions
 
     @abstractmethod
     def load(self, root: Path, options: BaseModel) -> list[Sample]:

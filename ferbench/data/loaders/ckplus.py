@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
-from ferbench.data.base import DatasetLoader, Sample
+from ferbench.data.base import DatasetLoader, LoaderOptions, Sample
 from ferbench.data.loaders.common import (
     absolute_root,
     class_folder_images,
@@ -64,10 +63,9 @@ EXPECTED_CK48 = (
 EXPECTED = {"full": EXPECTED_FULL, "ck48": EXPECTED_CK48, "auto": f"either {EXPECTED_FULL}, or {EXPECTED_CK48}"}
 
 
-class CkplusOptions(BaseModel):
+class CkplusOptions(LoaderOptions):
     """``layout``: which distribution the root holds; ``auto`` tries full, then CK+48."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     layout: Literal["auto", "full", "ck48"] = "auto"
 
 

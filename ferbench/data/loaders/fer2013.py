@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
-from ferbench.data.base import DatasetLoader, Sample, read_image_file
+from ferbench.data.base import DatasetLoader, LoaderOptions, Sample, read_image_file
 from ferbench.data.loaders.common import (
     absolute_root,
     class_folder_images,
@@ -61,10 +60,9 @@ EXPECTED_FOLDERS = "`train/<class>/Training_<id>.jpg` and `test/<class>/PublicTe
 EXPECTED = {"csv": EXPECTED_CSV, "folders": EXPECTED_FOLDERS, "auto": f"{EXPECTED_CSV}, or {EXPECTED_FOLDERS}"}
 
 
-class Fer2013Options(BaseModel):
+class Fer2013Options(LoaderOptions):
     """``source``: read the csv, the folder copy, or whichever is found (csv first)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     source: Literal["auto", "csv", "folders"] = "auto"
 
 

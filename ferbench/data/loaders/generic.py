@@ -19,9 +19,9 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import field_validator
 
-from ferbench.data.base import DatasetLoader, Sample
+from ferbench.data.base import DatasetLoader, LoaderOptions, Sample
 from ferbench.data.loaders.common import absolute_root, class_folder_images, sorted_samples
 from ferbench.data.registry import register_dataset
 from ferbench.errors import DataError, DatasetNotFound, UnknownName
@@ -34,11 +34,10 @@ SYNONYMS = {
 EXPECTED = "class folders `<root>/<label>/<image>` (e.g. `happy/img001.png`) or the csv named by `manifest`"
 
 
-class GenericOptions(BaseModel):
+class GenericOptions(LoaderOptions):
     """``manifest``: csv relative to the root (else class folders); ``subject_regex``: regex
     with a named group ``subject`` applied to file names; ``label_map``: label -> canonical."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     manifest: str | None = None
     subject_regex: str | None = None
     label_map: dict[str, str] | None = None

@@ -15,9 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-
-from ferbench.data.base import DatasetLoader, Sample
+from ferbench.data.base import DatasetLoader, LoaderOptions, Sample
 from ferbench.data.loaders.common import (
     absolute_root,
     find_dir,
@@ -43,10 +41,9 @@ EXPECTED = "`KDEF/AF01/AF01ANS.JPG` (id folders of images named session, sex, id
 View = Literal["FL", "HL", "S", "HR", "FR"]
 
 
-class KdefOptions(BaseModel):
+class KdefOptions(LoaderOptions):
     """``views``: which camera angles to keep (FL HL S HR FR); default straight only."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     views: tuple[View, ...] = ("S",)
 
 

@@ -14,9 +14,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
-from ferbench.data.base import DatasetLoader, Sample
+from ferbench.data.base import DatasetLoader, LoaderOptions, Sample
 from ferbench.data.loaders.common import absolute_root, is_image, labels_of, list_files, lookup, sorted_samples
 from ferbench.data.registry import register_dataset
 from ferbench.errors import DataError, DatasetNotFound
@@ -29,10 +27,9 @@ NAME = re.compile(r"(?P<actor>\d{2}[FM])_(?P<code>[A-Z]{2})_(?P<mouth>[OCX])(?:[
 EXPECTED = "a flat folder of NimStim images named like `01F_HA_O.bmp`"
 
 
-class NimStimOptions(BaseModel):
+class NimStimOptions(LoaderOptions):
     """``calm_as_neutral``: label CA (calm) images neutral instead of leaving them unlabelled."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     calm_as_neutral: bool = False
 
 

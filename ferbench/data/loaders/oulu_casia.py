@@ -18,9 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-
-from ferbench.data.base import DatasetLoader, Sample
+from ferbench.data.base import DatasetLoader, LoaderOptions, Sample
 from ferbench.data.loaders.common import (
     absolute_root,
     class_folder_images,
@@ -39,10 +37,9 @@ EXPRESSIONS = {
 }
 
 
-class OuluCasiaOptions(BaseModel):
+class OuluCasiaOptions(LoaderOptions):
     """Which recording to read: camera, illumination, and original or cropped frames."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     camera: Literal["VL", "NI"] = "VL"
     illumination: Literal["Strong", "Weak", "Dark"] = "Strong"
     cropped: bool = False

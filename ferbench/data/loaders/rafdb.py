@@ -15,9 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
-from ferbench.data.base import DatasetLoader, Sample
+from ferbench.data.base import DatasetLoader, LoaderOptions, Sample
 from ferbench.data.loaders.common import absolute_root, find_dir, labels_of, lookup, sorted_samples
 from ferbench.data.registry import register_dataset
 from ferbench.errors import DataError, DatasetNotFound
@@ -28,10 +26,9 @@ LABEL_FILE = Path("EmoLabel", "list_patition_label.txt")
 EXPECTED = f"`basic/{LABEL_FILE.as_posix()}` and `basic/Image/aligned/` (or `basic/Image/original/`)"
 
 
-class RafdbOptions(BaseModel):
+class RafdbOptions(LoaderOptions):
     """``aligned``: read the aligned 100x100 faces (true) or the original images (false)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     aligned: bool = True
 
 
