@@ -14,6 +14,7 @@ take it like any network. Needs the ``onnx`` and ``onnxruntime`` packages (extra
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -96,23 +97,28 @@ def export_onnx(model: nn.Module, card: ModelCard, path: str | Path, labels: tup
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.cpu().eval()
     shape = (card.input.channels, *card.input.size)
-    with warnings.catch_warnings():
-        # The exporter's own deprecation notices; and tracer warnings about spatial sizes, which the
-        # card fixes (only the batch axis is dynamic, checked below with a batch of 3).
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        torch.onnx.export(model, (torch.zeros(1, *shape),), str(path), dynamo=False, opset_version=OPSET,
-                          input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-    graph = onnx.load(str(path))
-    metadata = {"card": card.resolved_dict(), "labels": list(labels) if labels else None,
-                "preprocess": preprocess.model_dump(mode="json") if preprocess else None}
-    graph.metadata_props.add(key=METADATA_KEY, value=json.dumps(metadata))
-    onnx.save(graph, str(path))
-    difference = max_difference(model, OnnxModule(path), shape)
-    if difference > TOLERANCE:
-        raise FerbenchError(f"{path}: ONNX Runtime's logits differ from PyTorch's by {difference:.2e} "
-                            f"(more than {TOLERANCE:g})")
+    staging = path.with_name(f".{path.name}.partial")  # only a checked file reaches ``path``
+    try:
+        with warnings.catch_warnings():
+            # The exporter's own deprecation notices; and tracer warnings about spatial sizes, which the
+            # card fixes (only the batch axis is dynamic, checked below with a batch of 3).
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            torch.onnx.export(model, (torch.zeros(1, *shape),), str(staging), dynamo=False, opset_version=OPSET,
+                              input_names=["input"], output_names=["logits"],
+                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+        graph = onnx.load(str(staging))
+        metadata = {"card": card.resolved_dict(), "labels": list(labels) if labels else None,
+                    "preprocess": preprocess.model_dump(mode="json") if preprocess else None}
+        graph.metadata_props.add(key=METADATA_KEY, value=json.dumps(metadata))
+        onnx.save(graph, str(staging))
+        difference = max_difference(model, OnnxModule(staging), shape)
+        if difference > TOLERANCE:
+            raise FerbenchError(f"{path}: ONNX Runtime's logits differ from PyTorch's by {difference:.2e} "
+                                f"(more than {TOLERANCE:g})")
+        os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
     return difference
 
 

@@ -24,6 +24,7 @@ import torch
 from ferbench.data.base import read_image_file
 from ferbench.errors import DataError
 from ferbench.evaluate import TrainedModel
+from ferbench.io import atomic_write_bytes
 from ferbench.preprocess import crop_face, detect_face
 from ferbench.preprocess.faces import Box, to_gray
 from ferbench.protocol import PreprocessSpec
@@ -75,7 +76,8 @@ def predict_paths(paths: Sequence[str | Path], trained: TrainedModel, face: str 
             results.append(result)
             if annotate is not None:
                 annotate.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(annotate / f"{stem}.png"), draw_prediction(picture, result))
+                _, png = cv2.imencode(".png", draw_prediction(picture, result))
+                atomic_write_bytes(annotate / f"{stem}.png", png.tobytes())
     return results
 
 
