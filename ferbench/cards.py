@@ -446,6 +446,13 @@ class ModelCard(_Spec):
         schedule = recipe.schedule.rescaled(recipe.epochs, epochs)
         return self._with_recipe(recipe.model_copy(update={"epochs": epochs, "schedule": schedule}))
 
+    def with_repeats(self, repeats: int) -> ModelCard:
+        """A copy whose epoch is ``repeats`` passes over the training set (the CLI's ``--repeats``)."""
+        recipe = self._require_recipe("--repeats")
+        if repeats < 1:
+            raise ValueError(f"repeats must be at least 1, got {repeats}")
+        return self._with_recipe(recipe.model_copy(update={"repeats": repeats}))
+
     def with_temperature(self, temperature: float) -> ModelCard:
         """A copy distilling at ``temperature`` (one job of ``temperature_sweep``)."""
         recipe = self._require_recipe("a temperature")

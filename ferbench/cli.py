@@ -109,6 +109,7 @@ def run(
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0",
     folds: Annotated[Optional[str], typer.Option(help="Comma-separated fold indices (default all).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override every recipe's epochs (recorded as a deviation).")] = None,
+    repeats: Annotated[Optional[int], typer.Option(help="Override every recipe's passes per epoch (recorded as a deviation).")] = None,
     speed: Annotated[bool, typer.Option(help="Measure speed and size of each model.")] = True,
     temperature_sweep: Annotated[bool, typer.Option(
         "--temperature-sweep", help="Run distilling cards at every temperature of their card's grid.")] = False,
@@ -121,7 +122,7 @@ def run(
     from ferbench.runner import RunOptions, default_cards, expand_temperature_sweeps, run_card
 
     options = RunOptions(out=out, device=device, seeds=_ints(seeds), folds=_ints(folds) if folds else None,
-                         epochs=epochs, speed=speed)
+                         epochs=epochs, repeats=repeats, speed=speed)
     rows = []
     try:
         for file in protocols:
@@ -159,6 +160,31 @@ def _ints(text: str) -> list[int]:
 def _ms(speed: dict) -> str:
     latency = (speed.get("cpu") or {}).get("latency") or {}
     return f"{latency['median_ms']:.2f}" if "median_ms" in latency else "-"
+
+
+@app.command("models")
+def list_registered_models(
+    classes: Annotated[int, typer.Option(min=2, help="Number of output classes the parameters are counted for.")] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """List the registered models with their input sizes and parameter counts."""
+    from ferbench.models import create_model, list_models, model_info
+    from ferbench.speed import count_parameters
+
+    entries = []
+    for name in list_models():
+        info = model_info(name)
+        model = create_model(name, classes)
+        params = getattr(model, "n_parameters_all_classes", None) or count_parameters(model)
+        entries.append({"name": name, "family": info.family, "paper": info.paper, "params": params,
+                        "input_size": list(info.input_size), "input_sizes": [list(s) for s in info.input_sizes]})
+    if as_json:
+        typer.echo(json.dumps(entries, indent=2))
+        return
+    rows = [[e["name"], e["family"], e["paper"], "x".join(map(str, e["input_size"])), f"{e['params']:,}",
+             ", ".join("x".join(map(str, s)) for s in e["input_sizes"][1:]) or "-"] for e in entries]
+    typer.echo(tabulate(rows, headers=["model", "family", "paper", "input (CxHxW)", f"params ({classes} classes)",
+                                       "other declared inputs"], disable_numparse=True))
 
 
 @app.command("protocols")

@@ -34,13 +34,14 @@ from ferbench.training import fit, predict_proba, seed_everything, teacher_forwa
 
 @dataclass
 class RunOptions:
-    """What the ``run`` command line can change. ``epochs`` is recorded as a deviation."""
+    """What the ``run`` command line can change. ``epochs`` and ``repeats`` are recorded as deviations."""
 
     out: Path = Path("runs")
     device: str = "auto"
     seeds: Sequence[int] = (0,)
     folds: Sequence[int] | None = None  # None = every fold
     epochs: int | None = None
+    repeats: int | None = None
     progress: bool = True
     speed: bool = True
     batch_size_eval: int = 256
@@ -85,10 +86,15 @@ def run_card(data: ProtocolData, folds: list[Fold], card: ModelCard, options: Ru
 
 
 def apply_deviations(card: ModelCard, options: RunOptions) -> tuple[ModelCard, dict[str, Any]]:
-    """The card as this run trains it, and the deviations from its recipe (``--epochs``)."""
-    if options.epochs is None or card.recipe is None:  # classical cards have no epochs
-        return card, {}
-    return card.with_epochs(options.epochs), {"epochs": options.epochs}
+    """The card as this run trains it, and the deviations from its recipe (``--epochs``, ``--repeats``)."""
+    deviations: dict[str, Any] = {}
+    if card.recipe is None:  # classical cards have no recipe to shorten
+        return card, deviations
+    if options.epochs is not None:
+        card, deviations["epochs"] = card.with_epochs(options.epochs), options.epochs
+    if options.repeats is not None:
+        card, deviations["repeats"] = card.with_repeats(options.repeats), options.repeats
+    return card, deviations
 
 
 def ensure_job(run: RunDir, data: ProtocolData, fold: Fold, card: ModelCard, seed: int, deviations: dict[str, Any],

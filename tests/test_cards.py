@@ -170,6 +170,16 @@ def test_with_epochs_scales_the_schedule_and_leaves_the_original(tmp_path: Path)
     assert miao.with_epochs(60).recipe.schedule == Step(name="step", step_size=30, gamma=0.94)
 
 
+def test_with_repeats_changes_only_the_passes_per_epoch(tmp_path: Path):
+    card = load_card(write_card(tmp_path))
+    fewer = card.with_repeats(3)
+    assert fewer.recipe.repeats == 3 and card.recipe.repeats == 1
+    assert fewer.recipe.model_copy(update={"repeats": 1}) == card.recipe
+    assert fewer.fingerprint != card.fingerprint
+    with pytest.raises(ValueError, match="at least 1"):
+        card.with_repeats(0)
+
+
 def test_with_temperature_only_for_distillation():
     card = load_card("microexpnet_xxs_kd").with_temperature(32)
     assert card.recipe.objective.temperature == 32.0

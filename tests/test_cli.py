@@ -50,3 +50,20 @@ def test_missing_dataset_names_the_path_tried(tmp_path):
                                  f"jaffe={tmp_path / 'nowhere'}"])
     assert result.exit_code == 2
     assert "nowhere" in result.output and "--root jaffe=" in result.output
+
+
+def test_models_json_lists_every_registered_model_with_paper_counts():
+    from ferbench.models import list_models
+
+    result = runner.invoke(app, ["models", "--classes", "8", "--json"])
+    assert result.exit_code == 0, result.output
+    entries = {e["name"]: e for e in json.loads(result.output)}
+    assert sorted(entries) == list_models()
+    assert {n: entries[n]["params"] for n in ("microexpnet_m", "microexpnet_s", "microexpnet_xs", "microexpnet_xxs")} \
+        == {"microexpnet_m": 900_920, "microexpnet_s": 232_184, "microexpnet_xs": 120_728, "microexpnet_xxs": 65_000}
+    assert entries["ed2l"]["input_size"] == [1, 112, 96]
+    assert entries["hog_svm"]["params"] == 8 * (900 + 1)  # 900 HOG features at 48 x 48, one vector per class
+    seven = {e["name"]: e["params"] for e in json.loads(runner.invoke(app, ["models", "--json"]).output)}
+    assert seven["emotionnet_nano_a"] == 231_992 and seven["emotionnet_nano_b"] == 135_876
+    table = runner.invoke(app, ["models"])
+    assert table.exit_code == 0 and "mobilenetv1_centerloss" in table.output and "1x112x96" in table.output

@@ -258,6 +258,7 @@ def test_classical_models_separate_stripes(name, side, features):
     assert np.all(probs[:, 3] == 0)
     assert (probs.argmax(axis=1) == labels).mean() == 1.0
     assert model.n_parameters == 3 * features + 3  # one-vs-rest: a weight vector + bias per seen class
+    assert model.n_parameters_all_classes == 4 * features + 4  # what a fit on all 4 classes learns
 
 
 def test_classical_binary_and_input_checks():

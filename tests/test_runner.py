@@ -100,6 +100,19 @@ def test_resume_skips_finished_folds_and_redoes_unfinished(data, tmp_path, monke
     assert len(calls) == 5  # a changed recipe never reuses stale folds
 
 
+def test_epochs_and_repeats_are_trained_and_recorded_as_deviations(data, tmp_path, monkeypatch):
+    trained = []
+    real_fit = runner.fit
+    monkeypatch.setattr(runner, "fit", lambda model, card, *a, **kw: trained.append(card) or real_fit(model, card, *a, **kw))
+    summary = run_card(data, data.folds(), tiny_card(tmp_path), options(tmp_path / "runs", folds=[0], epochs=1, repeats=2))
+    assert summary["deviations"] == {"epochs": 1, "repeats": 2}
+    assert (trained[0].recipe.epochs, trained[0].recipe.repeats) == (1, 2)
+    env = json.loads((tmp_path / "runs" / "ckplus_7cls_si" / "tiny_microexpnet" / "env.json").read_text())
+    assert env["deviations"] == {"epochs": 1, "repeats": 2}
+    classical = run_card(data, data.folds(), load_card("lbp_svm"), options(tmp_path / "runs", folds=[0], repeats=2))
+    assert classical["deviations"] == {}  # a classical card has no recipe to shorten
+
+
 def test_same_seed_gives_same_predictions(data, tmp_path):
     card = tiny_card(tmp_path)
     for out in ("a", "b"):

@@ -87,6 +87,14 @@ class FeatureSVM:
         svm = self.pipeline[-1]
         return int(svm.coef_.size + svm.intercept_.size)
 
+    @property
+    def n_parameters_all_classes(self) -> int:
+        """The coefficients + intercepts a fit on all ``num_classes`` classes learns (one weight
+        vector and bias per class; a single one for two classes), known before fit."""
+        dim = len(self.features(np.zeros(self.input_size, dtype=np.uint8)))
+        rows = 1 if self.num_classes == 2 else self.num_classes
+        return rows * (dim + 1)
+
     def _extract(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images)
         if images.ndim != 3 or images.dtype != np.uint8 or images.shape[1:] != self.input_size:
