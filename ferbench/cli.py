@@ -113,27 +113,30 @@ def run(
     speed: Annotated[bool, typer.Option(help="Measure speed and size of each model.")] = True,
     temperature_sweep: Annotated[bool, typer.Option(
         "--temperature-sweep", help="Run distilling cards at every temperature of their card's grid.")] = False,
+    jobs: Annotated[int, typer.Option(min=1, help="Train this many jobs at once in local processes (GPUs round-robin).")] = 1,
+    executor: Annotated[str, typer.Option(help="local, or dask (with --scheduler).")] = "local",
+    scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address, e.g. tcp://10.0.0.5:8786.")] = None,
 ) -> None:
     """Train and evaluate models under protocols; resumable, writes tables and pictures."""
     from ferbench.cards import load_card
+    from ferbench.executors import make_executor
     from ferbench.pipeline import attach_images, load_protocol_data
     from ferbench.protocol import load_protocol
     from ferbench.report import format_mean_std, results_table
-    from ferbench.runner import RunOptions, default_cards, expand_temperature_sweeps, run_card
+    from ferbench.runner import RunOptions, default_cards, expand_temperature_sweeps, run_cards
 
     options = RunOptions(out=out, device=device, seeds=_ints(seeds), folds=_ints(folds) if folds else None,
                          epochs=epochs, repeats=repeats, speed=speed)
     rows = []
     try:
+        runner = make_executor(executor, jobs, scheduler)
         for file in protocols:
             protocol = load_protocol(file, roots=parse_roots(root), synthetic=synthetic)
             data = attach_images(load_protocol_data(protocol))
-            fold_list = data.folds()
             cards = [load_card(m.strip()) for m in models.split(",")] if models else default_cards(protocol)
             if temperature_sweep:
                 cards = expand_temperature_sweeps(cards)
-            for card in cards:
-                summary = run_card(data, fold_list, card, options)
+            for card, summary in zip(cards, run_cards(data, data.folds(), cards, options, runner)):
                 metrics = summary.get("metrics", {})
                 rows.append({
                     "protocol": protocol.id + (" (synthetic)" if data.synthetic else ""),
@@ -296,7 +299,7 @@ def predict(
     """Print expression probabilities for the face in each image (or video frame)."""
     from ferbench.evaluate import load_trained_model
     from ferbench.predict import FACE_METHODS, predict_paths
-    from ferbench.runner import resolve_device
+    from ferbench.jobs import resolve_device
 
     if face not in FACE_METHODS:
         raise typer.BadParameter(f"`{face}`: choose one of {', '.join(FACE_METHODS)}", param_hint="--face")

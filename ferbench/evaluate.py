@@ -57,7 +57,8 @@ from ferbench.models.checkpoint import read_state_dict
 from ferbench.pipeline import ProtocolData
 from ferbench.plugins import build_model
 from ferbench.protocol import PreprocessSpec
-from ferbench.runner import write_predictions, write_run_header, resolve_device, summarise
+from ferbench.jobs import resolve_device, write_predictions
+from ferbench.runner import summarise, write_run_header
 from ferbench.runs import RunDir, job_fingerprint
 from ferbench.speed import count_parameters
 from ferbench.splits import Fold

@@ -40,13 +40,17 @@ def atomic_write_text(path: Path | str, text: str) -> Path:
 
 
 def atomic_write_json(path: Path | str, obj: Any) -> Path:
-    """Write ``obj`` as JSON (indent 2, keys in insertion order) atomically; return the path.
+    """Write ``obj`` as JSON (see :func:`json_bytes`) atomically; return the path."""
+    return atomic_write_bytes(path, json_bytes(obj))
+
+
+def json_bytes(obj: Any) -> bytes:
+    """``obj`` as UTF-8 JSON text (indent 2, keys in insertion order, final newline).
 
     NumPy scalars and arrays become numbers and lists, paths become strings, and non-finite
     floats (NaN, +-inf), which JSON cannot hold, become ``null``.
     """
-    text = json.dumps(_jsonable(obj), indent=2, sort_keys=False, allow_nan=False)
-    return atomic_write_text(path, text + "\n")
+    return (json.dumps(_jsonable(obj), indent=2, sort_keys=False, allow_nan=False) + "\n").encode("utf-8")
 
 
 def _jsonable(obj: Any) -> Any:

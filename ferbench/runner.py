@@ -1,35 +1,35 @@
 """``ferbench run``: train and evaluate model cards under protocols, fold by fold, resumably.
 
-One *job* is (protocol, card, seed, fold). A job trains on the fold's training indices only,
-predicts the fold's test indices (and, cross-dataset, the whole target), and writes its files
-into the run directory (``ferbench.runs``) before marking itself ``DONE``. A rerun of the same
-command skips every job whose ``DONE`` matches its fingerprint.
+One *job* is (protocol, card, seed, fold) (:mod:`ferbench.jobs`): it trains on the fold's
+training indices only and predicts the fold's test indices (and, cross-dataset, the whole
+target). An executor (:mod:`ferbench.executors`: this process, ``--jobs N`` local processes or
+a Dask cluster) computes the jobs; the runner writes each finished job's files into the run
+directory (``ferbench.runs``) and then its ``DONE``. A rerun of the same command skips every
+job whose ``DONE`` matches its fingerprint.
 """
 
 from __future__ import annotations
 
-import io
 import pickle
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ferbench import plugins
 from ferbench.cards import ModelCard, load_card
-from ferbench.io import atomic_write_bytes, atomic_write_text
-from ferbench.metrics import aggregate, cross_dataset_drop, fold_metrics, row_normalise
+from ferbench.executors import Executor, SequentialExecutor
+from ferbench.jobs import Job, build_model, resolve_device
+from ferbench.io import atomic_write_text
+from ferbench.metrics import aggregate, cross_dataset_drop, row_normalise
 from ferbench.pipeline import ProtocolData
 from ferbench.report import plot_confusion
 from ferbench.runs import RunDir, environment, job_fingerprint
 from ferbench.speed import count_parameters
 from ferbench.splits import Fold
-from ferbench.training import fit, predict_proba, seed_everything, teacher_forward
 
 
 @dataclass
@@ -49,38 +49,78 @@ class RunOptions:
     on_train_indices: Callable[[np.ndarray], None] | None = field(default=None, repr=False)
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` = CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        from ferbench.errors import FerbenchError
-
-        raise FerbenchError("--device cuda asked for, but torch sees no CUDA device")
-    return torch.device(name)
-
-
-def run_card(data: ProtocolData, folds: list[Fold], card: ModelCard, options: RunOptions) -> dict[str, Any]:
+def run_card(data: ProtocolData, folds: list[Fold], card: ModelCard, options: RunOptions,
+             executor: Executor | None = None) -> dict[str, Any]:
     """Run every selected (seed, fold) job of one card under one protocol; return the summary."""
-    protocol = data.protocol
+    return run_cards(data, folds, [card], options, executor)[0]
+
+
+def run_cards(data: ProtocolData, folds: list[Fold], cards: Sequence[ModelCard], options: RunOptions,
+              executor: Executor | None = None) -> list[dict[str, Any]]:
+    """Run the selected (seed, fold) jobs of several cards under one protocol on ``executor``
+    (default: one at a time in this process); return one summary per card.
+
+    Teachers of distilling cards train first (jobs of their own, per fold, on the same training
+    subjects), then every other job. Unfinished jobs go to the executor; each finished job's
+    files are written here as it finishes, so a killed run keeps every finished job.
+    """
+    executor = executor or SequentialExecutor(options.progress, options.on_train_indices)
+    plans = [_plan(data, folds, card, options) for card in cards]
+    teachers = {plan.teacher.card.fingerprint: plan.teacher for plan in plans if plan.teacher is not None}
+    for phase in (list(teachers.values()), plans):
+        pending = {job.key: (plan, job) for plan in phase for job in plan.pending(options)}
+        finished = executor.run(data, [job for _, job in pending.values()], options.device)
+        for key, files in tqdm(finished, total=len(pending), desc=f"{data.protocol.id} ({executor.describe()})",
+                               unit="job", disable=not options.progress or not pending):
+            plan, job = pending[key]
+            plan.run.write_job(job.seed, job.fold.index, files, job.fingerprint)
+    return [_finish(data, plan, options) for plan in plans]
+
+
+@dataclass
+class _CardPlan:
+    """One card's run under a protocol: its run directory, deviations and (seed, fold) jobs."""
+
+    card: ModelCard
+    run: RunDir
+    deviations: dict[str, Any]
+    jobs: list[Job]
+    teacher: _CardPlan | None
+
+    def pending(self, options: RunOptions) -> list[Job]:
+        """Jobs of the selected folds whose ``DONE`` lacks their fingerprint, each with the trained
+        teacher of its (seed, fold) attached when the card distils."""
+        todo = [job for job in self.jobs if (options.folds is None or job.fold.index in options.folds)
+                and not self.run.is_done(job.seed, job.fold.index, job.fingerprint)]
+        if self.teacher is None:
+            return todo
+        teacher_dir = self.teacher.run.job_dir
+        return [replace(job, teacher_state=(teacher_dir(job.seed, job.fold.index) / "model.pt").read_bytes())
+                for job in todo]
+
+
+def _plan(data: ProtocolData, folds: list[Fold], card: ModelCard, options: RunOptions) -> _CardPlan:
     card, deviations = apply_deviations(card, options)
-    run = RunDir.for_run(options.out, protocol.id, card.name)
+    run = RunDir.for_run(options.out, data.protocol.id, card.name)
     write_run_header(run, data, folds, card, deviations)
-    device = resolve_device(options.device)
-    wanted = [f for f in folds if options.folds is None or f.index in options.folds]
-    jobs = [(seed, fold) for seed in options.seeds for fold in wanted]
-    bar = tqdm(jobs, desc=f"{protocol.id} / {card.name}", unit="fold", disable=not options.progress)
-    for seed, fold in bar:
-        bar.set_postfix_str(f"seed {seed} fold {fold.index}")
-        ensure_job(run, data, fold, card, seed, deviations, device, options)
-    all_jobs = [(s, f.index, job_fingerprint(protocol.fingerprint, card.fingerprint, s, f.index, deviations))
-                for s in options.seeds for f in folds]
-    summary = summarise(run, data, card, all_jobs, deviations)
+    teacher = _plan(data, folds, load_card(card.teacher), options) if card.teacher is not None else None
+    jobs = [Job(card, seed, fold, job_fingerprint(data.protocol.fingerprint, card.fingerprint, seed, fold.index,
+                                                  deviations), teacher.card if teacher else None)
+            for seed in options.seeds for fold in folds]
+    return _CardPlan(card, run, deviations, jobs, teacher)
+
+
+def _finish(data: ProtocolData, plan: _CardPlan, options: RunOptions) -> dict[str, Any]:
+    """Summary (and speed) of a card's run from the jobs finished so far (``summary.json``)."""
+    card, run = plan.card, plan.run
+    all_jobs = [(job.seed, job.fold.index, job.fingerprint) for job in plan.jobs]
+    summary = summarise(run, data, card, all_jobs, plan.deviations)
     done = run.done_jobs(all_jobs)
+    num_classes = len(data.protocol.classes)
     if done:
-        summary["params"] = count_parameters(load_job_model(run, card, len(protocol.classes), *done[0]))
+        summary["params"] = count_parameters(load_job_model(run, card, num_classes, *done[0]))
     if options.speed:
-        summary["speed"] = _speed(run, card, len(protocol.classes), device, done)
+        summary["speed"] = _speed(run, card, num_classes, resolve_device(options.device), done)
     run.write_json("summary.json", summary)
     return summary
 
@@ -95,29 +135,6 @@ def apply_deviations(card: ModelCard, options: RunOptions) -> tuple[ModelCard, d
     if options.repeats is not None:
         card, deviations["repeats"] = card.with_repeats(options.repeats), options.repeats
     return card, deviations
-
-
-def ensure_job(run: RunDir, data: ProtocolData, fold: Fold, card: ModelCard, seed: int, deviations: dict[str, Any],
-               device: torch.device, options: RunOptions) -> None:
-    """Run one job unless its ``DONE`` already carries this fingerprint."""
-    fp = job_fingerprint(data.protocol.fingerprint, card.fingerprint, seed, fold.index, deviations)
-    if not run.is_done(seed, fold.index, fp):
-        _run_job(run, data, fold, card, seed, fp, device, options)
-
-
-def _teacher(data: ProtocolData, fold: Fold, card: ModelCard, seed: int, device: torch.device,
-             options: RunOptions) -> Any:
-    """For a distilling card: the teacher trained on this fold's training data (a job of its
-    own, reused when done), as a function from the student batch to teacher logits."""
-    if card.teacher is None:
-        return None
-    teacher_card, deviations = apply_deviations(load_card(card.teacher), options)
-    run = RunDir.for_run(options.out, data.protocol.id, teacher_card.name)
-    if not run.root.is_dir():
-        write_run_header(run, data, data.folds(), teacher_card, deviations)
-    ensure_job(run, data, fold, teacher_card, seed, deviations, device, options)
-    teacher = load_job_model(run, teacher_card, len(data.protocol.classes), seed, fold.index).to(device)
-    return teacher_forward(teacher, teacher_card, card)
 
 
 def write_run_header(run: RunDir, data: ProtocolData, folds: list[Fold], card: ModelCard, deviations: dict) -> None:
@@ -135,74 +152,6 @@ def write_run_header(run: RunDir, data: ProtocolData, folds: list[Fold], card: M
          "train": len(f.train), "test": len(f.test)}
         for f in folds
     ])
-
-
-def _run_job(run: RunDir, data: ProtocolData, fold: Fold, card: ModelCard, seed: int, fp: str,
-             device: torch.device, options: RunOptions) -> None:
-    classes = list(data.protocol.classes)
-    job_dir = run.start_job(seed, fold.index)
-    images, y = data.images, data.y
-    if options.on_train_indices is not None:
-        options.on_train_indices(fold.train)
-    teacher = _teacher(data, fold, card, seed, device, options)
-    validation = (images[fold.validation], y[fold.validation]) if len(fold.validation) else None
-    model = train_model(card, images[fold.train], y[fold.train], len(classes), seed, device, options, teacher,
-                        validation)
-    results: dict[str, Any] = {"seed": seed, "fold": fold.index}
-    if validation is not None and hasattr(model, "selected_epoch"):
-        results["selected_epoch"] = model.selected_epoch  # chosen on the validation set, never on test
-    evaluations = []
-    if len(fold.test):
-        evaluations.append(("source" if data.target is not None else "test", data.samples, fold.test, images, y))
-    if data.target is not None:
-        t = data.target
-        evaluations.append(("target", t.samples, np.arange(len(t.samples)), t.images, t.y))
-    for name, samples, idx, imgs, labels in evaluations:
-        probs = predict_proba(model, card, torch.from_numpy(imgs[idx]), device).cpu().numpy()
-        pred = probs.argmax(axis=1)
-        metrics = fold_metrics(labels[idx], pred, classes)
-        results[name] = metrics
-        suffix = "" if name in ("test", "source") else f"_{name}"
-        write_predictions(job_dir / f"predictions{suffix}.csv", [samples[i] for i in idx], labels[idx], pred, probs, classes)
-        atomic_write_text(job_dir / f"confusion{suffix}.csv",
-                          pd.DataFrame(metrics["confusion"], index=classes, columns=classes).to_csv())
-    _save_model(job_dir, model)
-    run.write_json(f"seed{seed}/fold{fold.index}/metrics.json", results)
-    run.finish_job(seed, fold.index, fp)
-
-
-def train_model(card: ModelCard, images: np.ndarray, y: np.ndarray, num_classes: int, seed: int,
-                device: torch.device, options: RunOptions, teacher: Any = None,
-                validation: tuple[np.ndarray, np.ndarray] | None = None) -> Any:
-    """Build the card's model with ``seed`` and fit it on the given training images only
-    (``validation``, held-out non-test data, only selects the epoch)."""
-    seed_everything(seed)
-    model = build_model(card, num_classes)
-    held_out = None if validation is None else (torch.from_numpy(validation[0]), torch.from_numpy(validation[1]))
-    return fit(model, card, torch.from_numpy(images), torch.from_numpy(y), device, seed, teacher=teacher,
-               progress=options.progress, validation=held_out)
-
-
-def write_predictions(path: Path, samples: list, y_true: np.ndarray, y_pred: np.ndarray, probs: np.ndarray,
-                       classes: list[str]) -> None:
-    frame = pd.DataFrame({
-        "path": [s.key for s in samples],
-        "subject": [s.subject for s in samples],
-        "true": [classes[i] for i in y_true],
-        "predicted": [classes[i] for i in y_pred],
-    })
-    for k, name in enumerate(classes):
-        frame[f"p_{name}"] = np.round(probs[:, k], 6)
-    atomic_write_text(path, frame.to_csv(index=False))
-
-
-def _save_model(job_dir: Path, model: Any) -> None:
-    buffer = io.BytesIO()
-    if isinstance(model, torch.nn.Module):
-        torch.save(model.state_dict(), buffer)
-        atomic_write_bytes(job_dir / "model.pt", buffer.getvalue())
-    else:
-        atomic_write_bytes(job_dir / "model.pkl", pickle.dumps(model))
 
 
 def summarise(run: RunDir, data: ProtocolData, card: ModelCard, jobs: list[tuple[int, int, str]],
@@ -247,12 +196,6 @@ def summarise(run: RunDir, data: ProtocolData, card: ModelCard, jobs: list[tuple
             summary["drop"] = cross_dataset_drop(
                 {"accuracy": src["accuracy"]["mean"]}, {"accuracy": summary["metrics"]["accuracy"]["mean"]})
     return summary
-
-
-def build_model(card: ModelCard, num_classes: int) -> Any:
-    """The card's untrained model (torch module or classical estimator): a registered model,
-    ``timm/<architecture>`` or a factory string, checked against the model contract (:mod:`ferbench.plugins`)."""
-    return plugins.build_model(card, num_classes)
 
 
 def load_job_model(run: RunDir, card: ModelCard, num_classes: int, seed: int, fold: int) -> Any:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ferbench.io import atomic_write_json, atomic_write_text
+from ferbench.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 
 def job_fingerprint(protocol_fp: str, card_fp: str, seed: int, fold: int, deviations: Mapping[str, Any]) -> str:
@@ -58,6 +58,13 @@ class RunDir:
         path.mkdir(parents=True, exist_ok=True)
         (path / "DONE").unlink(missing_ok=True)
         return path
+
+    def write_job(self, seed: int, fold: int, files: Mapping[str, bytes], fingerprint: str) -> None:
+        """Write a computed job's files (name -> content) into its directory, then its ``DONE``."""
+        job_dir = self.start_job(seed, fold)
+        for name, content in files.items():
+            atomic_write_bytes(job_dir / name, content)
+        self.finish_job(seed, fold, fingerprint)
 
     def finish_job(self, seed: int, fold: int, fingerprint: str) -> None:
         """Mark a job finished; call only after all its files are written."""

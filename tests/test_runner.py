@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import ferbench.runner as runner
+import ferbench.jobs as jobs
 from ferbench.cards import load_card
 from ferbench.pipeline import attach_images, load_protocol_data
 from ferbench.protocol import load_protocol
@@ -43,13 +43,13 @@ def tiny_card(tmp_path, lr="1.0e-3"):
 
 def count_fits(monkeypatch):
     calls = []
-    real_fit = runner.fit
+    real_fit = jobs.fit
 
     def counting_fit(model, card, images, labels, *args, **kwargs):
         calls.append((card.name, images.clone(), labels.clone()))
         return real_fit(model, card, images, labels, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "fit", counting_fit)
+    monkeypatch.setattr(jobs, "fit", counting_fit)
     return calls
 
 
@@ -102,8 +102,8 @@ def test_resume_skips_finished_folds_and_redoes_unfinished(data, tmp_path, monke
 
 def test_epochs_and_repeats_are_trained_and_recorded_as_deviations(data, tmp_path, monkeypatch):
     trained = []
-    real_fit = runner.fit
-    monkeypatch.setattr(runner, "fit", lambda model, card, *a, **kw: trained.append(card) or real_fit(model, card, *a, **kw))
+    real_fit = jobs.fit
+    monkeypatch.setattr(jobs, "fit", lambda model, card, *a, **kw: trained.append(card) or real_fit(model, card, *a, **kw))
     summary = run_card(data, data.folds(), tiny_card(tmp_path), options(tmp_path / "runs", folds=[0], epochs=1, repeats=2))
     assert summary["deviations"] == {"epochs": 1, "repeats": 2}
     assert (trained[0].recipe.epochs, trained[0].recipe.repeats) == (1, 2)
@@ -165,13 +165,13 @@ def test_official_split_selects_on_validation_never_on_test(tmp_path, monkeypatc
     (fold,) = data.folds()
     usage = [s.attrs["usage"] for s in data.samples]
     seen = {}
-    real_fit = runner.fit
+    real_fit = jobs.fit
 
     def spy(model, card, images, labels, *args, validation=None, **kwargs):
         seen["validation"] = validation
         return real_fit(model, card, images, labels, *args, validation=validation, **kwargs)
 
-    monkeypatch.setattr(runner, "fit", spy)
+    monkeypatch.setattr(jobs, "fit", spy)
     card = tiny_card(tmp_path)
     run_card(data, [fold], card, options(tmp_path / "runs", folds=[0]))
     assert {usage[i] for i in fold.validation} == {"PublicTest"}

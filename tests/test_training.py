@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ferbench.cards import BUILTIN_OBJECTIVES, AugmentSpec, ModelCard, ObjectiveSpec
+from ferbench.cards import BUILTIN_OBJECTIVES, AugmentSpec, ModelCard
 from ferbench.errors import ProtocolError
 from ferbench.training import fit, learning_rate, predict_proba, seed_everything, teacher_forward
 from ferbench.training.augment import Augmenter, augmentation_names, build_augmentation, warp

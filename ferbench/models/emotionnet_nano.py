@@ -3,7 +3,9 @@
 Reconstruction (no official code): the densely summed graph of REFERENCE.md. ``c`` is a 3x3
 convolution (padding 1) + ReLU, ``c_s2`` the same with stride 2, ``proj`` a 1x1 stride-2
 convolution without ReLU; "+" is an elementwise sum; no BatchNorm. Input 1 x 48 x 48 (any size
-works: both stride-2 paths give ceil(side / 2)).
+works: both stride-2 paths give ceil(side / 2)). Weights start as Keras layers do (Glorot-uniform
+weights, zero biases; the paper's schedule is the Keras ResNet example's): with PyTorch's default
+initialisation this BatchNorm-free graph's summed activations shrink and it barely trains.
 
     stage 1 (48², width a):   x1 = c(in -> a);  x3 = c(c(x1 -> b1) -> a);  x5 = c(c(x1+x3 -> b2) -> a)
                               x7 = c(c(x1+x3+x5 -> b3) -> a)
@@ -77,6 +79,10 @@ class EmotionNetNano(nn.Module):
         self.z3 = _pair(w.D, w.n[0], w.D)
         self.z5 = _pair(w.D, w.n[1], w.D)
         self.fc = nn.Linear(w.D, num_classes)
+        for layer in self.modules():
+            if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(layer.weight)
+                nn.init.zeros_(layer.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """B x C x H x W -> logits B x K."""

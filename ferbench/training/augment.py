@@ -19,7 +19,7 @@ generator passed in, so a seed fixes them. Three kinds:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -13,7 +13,6 @@ The pure loss functions below carry the exact definitions; the classes wire them
 
 from __future__ import annotations
 
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -1,0 +1,163 @@
+"""Where training jobs run: in this process, in a pool of local processes, or on a Dask cluster.
+
+Every executor has one method, ``run(data, jobs, device)``, which computes each job with
+:func:`ferbench.jobs.compute_job` and yields ``(job.key, files)`` as jobs finish (in any
+order). Executors never write files: the runner writes what they yield, so the run directory
+has the same layout whichever executor ran it. Each job seeds itself (``ferbench.training``),
+so its files are identical under every executor given the same device and the same number of
+torch threads per job: on a CPU, float sums depend on the thread count, and a job trained
+with 2 threads may differ from one trained with 1 in the last bits (and, rarely, in a
+prediction near a tie). Dask worker processes run with one thread (Dask's default
+``OMP_NUM_THREADS=1``), as do the workers of ``--jobs N`` when N equals the core count.
+
+- :class:`SequentialExecutor`: one job after another in this process (the default).
+- :class:`ProcessExecutor` (``--jobs N``): N spawned worker processes on this machine, each
+  with ``cpu_count // N`` torch threads; with CUDA, worker ``i`` uses GPU ``i mod G``.
+- :class:`DaskExecutor` (``--executor dask --scheduler ADDRESS``): a running Dask
+  ``distributed`` scheduler; the protocol data is scattered to every worker once and each job
+  is one task. Workers need ferbench installed (the same version) but no dataset or shared
+  file system. Run one Dask worker process per GPU (``--nworkers G``) so jobs don't compete for
+  one GPU; ``device`` ``auto`` picks CUDA on a worker that has it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from ferbench.errors import FerbenchError
+from ferbench.jobs import Job, compute_job, resolve_device
+from ferbench.pipeline import ProtocolData
+
+JobKey = tuple[str, int, int]
+Finished = Iterator[tuple[JobKey, dict[str, bytes]]]
+
+
+class Executor(Protocol):
+    def run(self, data: ProtocolData, jobs: Sequence[Job], device: str) -> Finished:
+        """Compute ``jobs`` on ``data``; yield ``(job.key, files)`` as each finishes."""
+
+    def describe(self) -> str:
+        """A few words for progress bars, e.g. ``2 processes``."""
+
+
+class SequentialExecutor:
+    """Jobs one after another in this process (training progress bars shown when ``progress``)."""
+
+    def __init__(self, progress: bool = False, on_train_indices: Callable[[np.ndarray], None] | None = None):
+        self.progress = progress
+        self.on_train_indices = on_train_indices  # test hook, see compute_job
+
+    def run(self, data: ProtocolData, jobs: Sequence[Job], device: str) -> Finished:
+        resolved = resolve_device(device)
+        for job in jobs:
+            yield job.key, compute_job(data, job, resolved, self.progress, self.on_train_indices)
+
+    def describe(self) -> str:
+        return "this process"
+
+
+class ProcessExecutor:
+    """``workers`` spawned processes on this machine, each with ``threads`` torch threads
+    (default ``cpu_count // workers``); see the module docstring."""
+
+    def __init__(self, workers: int, threads: int | None = None):
+        if workers < 1:
+            raise FerbenchError(f"--jobs must be at least 1, got {workers}")
+        self.workers = workers
+        self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
+
+    def run(self, data: ProtocolData, jobs: Sequence[Job], device: str) -> Finished:
+        if not jobs:
+            return
+        context = multiprocessing.get_context("spawn")
+        devices = context.Queue()
+        for name in worker_devices(device, self.workers):
+            devices.put(name)
+        pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,
+                                   initargs=(data, devices, self.threads))
+        try:
+            futures = [pool.submit(_run_in_worker, job) for job in jobs]
+            for future in as_completed(futures):
+                yield future.result()
+        finally:  # on an error (or Ctrl-C) drop the jobs not started yet; finished ones are written
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def describe(self) -> str:
+        return f"{self.workers} processes"
+
+
+class DaskExecutor:
+    """Jobs as tasks of the Dask ``distributed`` scheduler at ``address`` (``tcp://host:8786``)."""
+
+    def __init__(self, address: str, timeout: str = "30s"):
+        self.address, self.timeout = address, timeout
+
+    def run(self, data: ProtocolData, jobs: Sequence[Job], device: str) -> Finished:
+        if not jobs:
+            return
+        try:
+            from distributed import Client, as_completed as dask_completed
+        except ImportError as exc:
+            raise FerbenchError("--executor dask needs Dask: pip install 'ferbench[dask]'") from exc
+        try:
+            client = Client(self.address, timeout=self.timeout)
+        except OSError as exc:
+            raise FerbenchError(f"cannot reach the Dask scheduler at {self.address}: {exc}") from exc
+        try:
+            shared = client.scatter(data, broadcast=True)
+            futures = [client.submit(_run_on_dask, shared, job, device, pure=False) for job in jobs]
+            for future in dask_completed(futures):
+                yield future.result()
+        finally:
+            client.close()
+
+    def describe(self) -> str:
+        return f"Dask at {self.address}"
+
+
+def worker_devices(device: str, workers: int) -> list[str]:
+    """The device of each local worker: GPUs round-robin for ``auto``/``cuda`` when CUDA is
+    available, else the named device for all (``cpu``, ``cuda:1``)."""
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        return [f"cuda:{i % count}" for i in range(workers)]
+    return [str(resolve_device(device))] * workers
+
+
+def make_executor(name: str, jobs: int = 1, scheduler: str | None = None) -> Executor:
+    """The executor the ``run`` options name: ``local`` (``jobs`` processes, or this process
+    for 1) or ``dask`` (needs ``scheduler``)."""
+    if name == "dask":
+        if not scheduler:
+            raise FerbenchError("--executor dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
+        return DaskExecutor(scheduler)
+    if name != "local":
+        raise FerbenchError(f"unknown --executor `{name}`: choose local or dask")
+    if scheduler:
+        raise FerbenchError("--scheduler is for --executor dask")
+    return ProcessExecutor(jobs) if jobs > 1 else SequentialExecutor(progress=True)
+
+
+# ----------------------------------------------------------------------------- worker side
+
+_worker: dict[str, Any] = {}
+
+
+def _start_worker(data: ProtocolData, devices: Any, threads: int) -> None:
+    torch.set_num_threads(threads)
+    _worker.update(data=data, device=torch.device(devices.get()))
+
+
+def _run_in_worker(job: Job) -> tuple[JobKey, dict[str, bytes]]:
+    return job.key, compute_job(_worker["data"], job, _worker["device"])
+
+
+def _run_on_dask(data: ProtocolData, job: Job, device: str) -> tuple[JobKey, dict[str, bytes]]:
+    return job.key, compute_job(data, job, resolve_device(device))

@@ -1,0 +1,157 @@
+"""One training job: (protocol, card, seed, fold) -> the files of its job directory.
+
+A job trains the card's model on the fold's training indices only (``validation``, when the
+split has one, only selects the epoch), predicts the fold's test indices (and, across datasets,
+the whole target) and returns ``metrics.json``, ``predictions*.csv``, ``confusion*.csv`` and
+``model.pt`` / ``model.pkl`` as bytes. It reads and writes no file, so a process pool or a Dask
+worker on another machine can run it; the runner writes what it returns.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ferbench import plugins
+from ferbench.cards import ModelCard
+from ferbench.errors import FerbenchError
+from ferbench.io import atomic_write_text, json_bytes
+from ferbench.metrics import fold_metrics
+from ferbench.pipeline import ProtocolData
+from ferbench.splits import Fold
+from ferbench.training import fit, predict_proba, seed_everything, teacher_forward
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` = CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise FerbenchError("--device cuda asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (card, seed, fold) job of a protocol; ``fingerprint`` identifies its inputs.
+
+    A distilling card's job carries its teacher card and the state dict (``model.pt`` bytes)
+    the teacher job of the same (seed, fold) trained."""
+
+    card: ModelCard
+    seed: int
+    fold: Fold
+    fingerprint: str
+    teacher_card: ModelCard | None = None
+    teacher_state: bytes | None = None
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        """(card name, seed, fold index): unique within a protocol's run."""
+        return self.card.name, self.seed, self.fold.index
+
+
+def compute_job(data: ProtocolData, job: Job, device: torch.device, progress: bool = False,
+                on_train_indices: Callable[[np.ndarray], None] | None = None) -> dict[str, bytes]:
+    """Train and evaluate one job; return its files (name in the job directory -> content).
+
+    Writes no file, so an executor can run it wherever the data is; the caller writes the files
+    (:meth:`RunDir.write_job`). Deterministic for a given job and device (see ``fit``).
+    ``on_train_indices`` (a test hook) sees the training indices right before ``fit``."""
+    classes = list(data.protocol.classes)
+    fold, card, seed = job.fold, job.card, job.seed
+    images, y = data.images, data.y
+    if on_train_indices is not None:
+        on_train_indices(fold.train)
+    teacher = _teacher(job, len(classes), device)
+    validation = (images[fold.validation], y[fold.validation]) if len(fold.validation) else None
+    model = train_model(card, images[fold.train], y[fold.train], len(classes), seed, device, teacher, validation,
+                        progress)
+    results: dict[str, Any] = {"seed": seed, "fold": fold.index}
+    if validation is not None and hasattr(model, "selected_epoch"):
+        results["selected_epoch"] = model.selected_epoch  # chosen on the validation set, never on test
+    evaluations = []
+    if len(fold.test):
+        evaluations.append(("source" if data.target is not None else "test", data.samples, fold.test, images, y))
+    if data.target is not None:
+        t = data.target
+        evaluations.append(("target", t.samples, np.arange(len(t.samples)), t.images, t.y))
+    files: dict[str, bytes] = {}
+    for name, samples, idx, imgs, labels in evaluations:
+        probs = predict_proba(model, card, torch.from_numpy(imgs[idx]), device).cpu().numpy()
+        pred = probs.argmax(axis=1)
+        metrics = fold_metrics(labels[idx], pred, classes)
+        results[name] = metrics
+        suffix = "" if name in ("test", "source") else f"_{name}"
+        files[f"predictions{suffix}.csv"] = predictions_csv([samples[i] for i in idx], labels[idx], pred, probs,
+                                                            classes).encode()
+        files[f"confusion{suffix}.csv"] = pd.DataFrame(metrics["confusion"], index=classes,
+                                                       columns=classes).to_csv().encode()
+    files.update(_model_file(model))
+    files["metrics.json"] = json_bytes(results)
+    return files
+
+
+def _teacher(job: Job, num_classes: int, device: torch.device) -> Any:
+    """For a distilling job: its fold's trained teacher, as a function from the student batch to
+    teacher logits (see ``teacher_forward``)."""
+    if job.teacher_card is None:
+        return None
+    teacher = build_model(job.teacher_card, num_classes)
+    teacher.load_state_dict(torch.load(io.BytesIO(job.teacher_state), map_location="cpu", weights_only=True))
+    return teacher_forward(teacher.to(device), job.teacher_card, job.card)
+
+
+def train_model(card: ModelCard, images: np.ndarray, y: np.ndarray, num_classes: int, seed: int,
+                device: torch.device, teacher: Any = None,
+                validation: tuple[np.ndarray, np.ndarray] | None = None, progress: bool = False) -> Any:
+    """Build the card's model with ``seed`` and fit it on the given training images only
+    (``validation``, held-out non-test data, only selects the epoch)."""
+    seed_everything(seed)
+    model = build_model(card, num_classes)
+    held_out = None if validation is None else (torch.from_numpy(validation[0]), torch.from_numpy(validation[1]))
+    return fit(model, card, torch.from_numpy(images), torch.from_numpy(y), device, seed, teacher=teacher,
+               progress=progress, validation=held_out)
+
+
+def write_predictions(path: Path, samples: list, y_true: np.ndarray, y_pred: np.ndarray, probs: np.ndarray,
+                       classes: list[str]) -> None:
+    """``predictions.csv``: one row per image (see :func:`predictions_csv`)."""
+    atomic_write_text(path, predictions_csv(samples, y_true, y_pred, probs, classes))
+
+
+def predictions_csv(samples: list, y_true: np.ndarray, y_pred: np.ndarray, probs: np.ndarray,
+                    classes: list[str]) -> str:
+    """CSV text: path, subject, true and predicted class, then ``p_<class>`` probabilities."""
+    frame = pd.DataFrame({
+        "path": [s.key for s in samples],
+        "subject": [s.subject for s in samples],
+        "true": [classes[i] for i in y_true],
+        "predicted": [classes[i] for i in y_pred],
+    })
+    for k, name in enumerate(classes):
+        frame[f"p_{name}"] = np.round(probs[:, k], 6)
+    return frame.to_csv(index=False)
+
+
+def _model_file(model: Any) -> dict[str, bytes]:
+    """``model.pt`` (state dict) for a torch model, ``model.pkl`` for a classical one."""
+    if not isinstance(model, torch.nn.Module):
+        return {"model.pkl": pickle.dumps(model)}
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return {"model.pt": buffer.getvalue()}
+
+
+def build_model(card: ModelCard, num_classes: int) -> Any:
+    """The card's untrained model (torch module or classical estimator): a registered model,
+    ``timm/<architecture>`` or a factory string, checked against the model contract (:mod:`ferbench.plugins`)."""
+    return plugins.build_model(card, num_classes)

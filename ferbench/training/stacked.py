@@ -1,0 +1,362 @@
+"""Train several folds' copies of one small network at once, with stacked weights.
+
+A tiny model (65K-3M parameters) trained one fold at a time leaves a GPU mostly idle.
+:func:`fit_stacked` trains K models (one per fold, seed and training set) in one process: their
+trainable weights sit in one ``K x P`` tensor, and each step runs all K forward and backward
+passes as one batched call (``torch.func.vmap`` of ``grad_and_value`` of ``functional_call``).
+Model k ends where ``fit(models[k], card, *folds[k], device, seeds[k], progress=False)`` would
+(:func:`ferbench.training.fit`), up to floating-point noise (a different summation order in
+the batched kernels; on CUDA the noise of bfloat16 autocast, which both paths use):
+
+- **same draws**: fold k has its own ``torch.Generator`` seeded as ``fit`` seeds it; its batch
+  order (``_batches``) and every augmentation come from that generator in ``fit``'s order.
+- **unequal folds**: folds have different sizes, hence different batch counts and last-batch
+  sizes. Each step pads every fold's batch to the step's largest batch; padded samples carry
+  weight 0, and the loss is the mean over the real samples only, so gradients are unchanged.
+  A fold with no batch left at a step is *inactive*: its weights and optimiser state (moments,
+  step count) stay as they are. A zero gradient would not do: Adam still moves on momentum.
+- **optimisers** (``adam``, ``adamw``, ``sgd`` with momentum / Nesterov / weight decay) are
+  re-implemented on the ``K x P`` tensor with the formulas of torch's single-tensor
+  implementations, a per-model step count and a per-model active mask.
+
+Supported (:func:`stack_refusal` says why not, :func:`can_stack` answers yes or no):
+
+- neural models whose training step is a deterministic function of (weights, batch), each
+  sample processed on its own: no active ``Dropout`` (p > 0) or ``RReLU`` (vmap would draw
+  other masks than ``fit``), no ``BatchNorm`` (batch statistics would include the padding, and
+  running statistics are updated in place), no ``InstanceNorm`` with running statistics. Of the
+  bundled models: EmotionNet Nano-A/B. A model calling random functions itself (``F.dropout``)
+  makes ``vmap`` raise a ``RuntimeError`` at the first step; a model that mixes the samples of
+  a batch or updates its buffers in some other way cannot be detected, and is the caller's
+  responsibility;
+- objectives ``cross_entropy`` and ``label_smoothing``; optimisers ``adam``, ``adamw``, ``sgd``;
+  any schedule, augmentation, ``repeats`` and ``init_checkpoint``;
+- not: teachers (distillation), validation-based epoch selection, ``on_epoch_end``, and CUDA
+  devices without bfloat16 (``fit`` would use float16 with a gradient scaler there).
+
+Parameters with ``requires_grad=False`` and parameters the loss does not reach are held
+constant, as ``fit``'s optimiser skips parameters without a gradient.
+
+Noise: gradients agree to about 1e-6 of their largest element (CPU, float32). SGD keeps that
+order; Adam divides by ``sqrt(v) + eps``, so a gradient element near ``eps`` (dead ReLU units)
+can differ by a fraction of one step (``lr``) between the two paths. Batching, preparation and
+precision reuse :mod:`.trainer`'s own helpers, so the two paths cannot drift apart.
+
+Speed: the point is a GPU that one tiny model leaves idle; on a CPU the batched (grouped)
+convolutions are slower than K sequential runs (``benchmarks/fold_batching.py``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad_and_value, stack_module_state, vmap
+from tqdm.auto import tqdm
+
+from ferbench.cards import ModelCard, OptimizerSpec
+from ferbench.training.augment import Augmenter
+from ferbench.training.objectives import smoothed_targets
+from ferbench.training.trainer import (
+    _batch_source,
+    _batches,
+    _num_classes,
+    _Precision,
+    learning_rate,
+    load_init_checkpoint,
+    seed_everything,
+)
+
+STACKABLE_OBJECTIVES = ("cross_entropy", "label_smoothing")
+STACKABLE_OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+def stack_refusal(model: object, card: ModelCard, device: torch.device | str | None = None) -> str | None:
+    """Why ``model`` cannot be trained by :func:`fit_stacked` with ``card`` (on ``device``), or
+    ``None`` when it can. The model is only inspected, never changed."""
+    if not isinstance(model, nn.Module):
+        return f"`{card.model}` is not a neural network (classical models fit in one call)"
+    recipe = card.recipe
+    if recipe is None:
+        return f"card `{card.name}` has no training recipe"
+    if recipe.objective.name not in STACKABLE_OBJECTIVES:
+        return (f"objective `{recipe.objective.name}` is not supported (only {', '.join(STACKABLE_OBJECTIVES)}: "
+                "the others keep state between steps or need a teacher)")
+    if recipe.optimizer.name not in STACKABLE_OPTIMIZERS:
+        return f"optimizer `{recipe.optimizer.name}` is not supported (only {', '.join(STACKABLE_OPTIMIZERS)})"
+    for name, module in model.named_modules():
+        where = f"`{card.model}` has {type(module).__name__} `{name or '(root)'}`"
+        if isinstance(module, nn.modules.dropout._DropoutNd) and module.p > 0:
+            return f"{where} (p={module.p}): batched training would draw other dropout masks than one-by-one training"
+        if isinstance(module, nn.RReLU):
+            return f"{where}: its random slopes would be drawn differently in batched training"
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            return f"{where}: batch statistics would include the padding, and running statistics change in place"
+        if isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats:
+            return f"{where} with running statistics, which change in place"
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        return f"`{card.model}` has no trainable parameters"
+    if len({p.dtype for p in trainable}) > 1 or not trainable[0].is_floating_point():
+        return f"`{card.model}` needs trainable parameters of one floating dtype"
+    cuda = device is not None and torch.device(device).type == "cuda"
+    if cuda and _Precision(torch.device(device)).scaler.is_enabled():
+        return "this CUDA device lacks bfloat16, and float16 training needs a gradient scaler, which is not supported"
+    return None
+
+
+def can_stack(model: object, card: ModelCard, device: torch.device | str | None = None) -> bool:
+    """Whether :func:`fit_stacked` supports ``model`` with ``card`` (see :func:`stack_refusal`)."""
+    return stack_refusal(model, card, device) is None
+
+
+def fit_stacked(
+    models: list[nn.Module],
+    card: ModelCard,
+    folds: list[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device | str,
+    seeds: list[int],
+    progress: bool = False,
+) -> list[nn.Module]:
+    """Train ``models[k]`` on ``folds[k]`` with seed ``seeds[k]``, all K at once.
+
+    Args:
+        models: K models of one architecture, each built right after ``seed_everything(seeds[k])``
+            (so the initial weights are those ``fit`` would start from). Changed in place.
+        card: the card whose recipe all K follow.
+        folds: K pairs (uint8 images ``N_k x H x W`` or ``N_k x H x W x 3``, int64 labels ``N_k``),
+            ``N_k >= 1``; the sizes may differ.
+        device: where to train.
+        seeds: K seeds, as ``fit``'s ``seed``.
+        progress: show a progress bar over the epochs (mean loss over all folds' images).
+
+    Returns:
+        ``models``, trained, on ``device`` and in eval mode: model k equals
+        ``fit(models[k], card, *folds[k], device, seeds[k], progress=False)`` up to float noise.
+
+    Raises:
+        ValueError: an unsupported model, card or device (the message says why; see
+            :func:`stack_refusal`), or inconsistent arguments.
+    """
+    device = torch.device(device)
+    _check_arguments(models, card, folds, seeds, device)
+    recipe = card.recipe
+    seed_everything(seeds[0])  # cuDNN flags as fit sets them; every random draw below uses per-fold generators
+    augmenter = Augmenter(recipe.augment, recipe.tta, card.input.size)
+    for model in models:
+        model.to(device)
+        if recipe.init_checkpoint is not None:
+            load_init_checkpoint(model, recipe.init_checkpoint)
+    lanes = [
+        _Lane(torch.Generator(device=device).manual_seed(seed),
+              _batch_source(images, augmenter.canvas_size, card, device), labels.to(device), len(images))
+        for seed, (images, labels) in zip(seeds, folds)
+    ]
+    probe = augmenter.test_views(lanes[0].batch(torch.arange(min(2, lanes[0].size), device=device)))[0]
+    num_classes = _num_classes(models[0], probe)
+    trained = _trained_names(models[0], probe)
+    if not trained:
+        raise ValueError(f"cannot train card `{card.name}` stacked: no trainable parameter of `{card.model}` "
+                         "reaches the loss")
+    state = _StackedState(models, trained)
+    optimizer = _StackedOptimizer(recipe.optimizer, state.flat)
+    precision = _Precision(device)
+    targets = _target_function(card, num_classes)
+
+    def loss(flat: torch.Tensor, constants: dict[str, torch.Tensor], x: torch.Tensor, target: torch.Tensor,
+             weight: torch.Tensor) -> torch.Tensor:
+        """One model's loss: weighted mean over its real samples (weight 1; padding has 0)."""
+        with precision.autocast():
+            logits = functional_call(state.skeleton, (state.unflatten(flat), constants), (x,))
+        per_sample = F.cross_entropy(logits.float(), target, reduction="none")
+        return (per_sample * weight).sum() / weight.sum().clamp_min(1)
+
+    step = vmap(grad_and_value(loss))
+    state.skeleton.train()
+    bar = tqdm(range(recipe.epochs), desc=f"{card.name} x{len(models)}", unit="epoch", disable=not progress,
+               leave=False)
+    for epoch in bar:
+        lr = learning_rate(recipe, epoch)
+        plans = [_batches(lane.size, recipe, lane.generator) for lane in lanes]
+        total, seen = torch.zeros(len(lanes), device=device), torch.zeros(len(lanes), device=device)
+        for position in range(max(len(plan) for plan in plans)):
+            x, target, weight, active = _stacked_batch(lanes, plans, position, augmenter, targets)
+            grads, losses = step(state.flat, state.constants, x, target, weight)
+            optimizer.step(state.flat, grads, active, lr)
+            real = weight.sum(dim=1)
+            total += losses.detach() * real
+            seen += real
+        if progress:
+            bar.set_postfix(loss=f"{(total.sum() / seen.sum().clamp_min(1)).item():.4f}")
+    state.write_back(models)
+    return [model.eval() for model in models]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+@dataclass
+class _Lane:
+    """One fold's data and random stream, as ``fit`` holds them."""
+
+    generator: torch.Generator
+    batch: Callable[[torch.Tensor], torch.Tensor]  # index batch -> prepared float batch on the device
+    labels: torch.Tensor  # int64 N on the device
+    size: int  # N
+
+
+def _check_arguments(models: list[nn.Module], card: ModelCard, folds: list[tuple[torch.Tensor, torch.Tensor]],
+                     seeds: list[int], device: torch.device) -> None:
+    if not models or not (len(models) == len(folds) == len(seeds)):
+        raise ValueError(f"fit_stacked needs K >= 1 models, folds and seeds alike; got {len(models)}, "
+                         f"{len(folds)} and {len(seeds)}")
+    reason = stack_refusal(models[0], card, device)
+    if reason is not None:
+        raise ValueError(f"cannot train card `{card.name}` stacked: {reason}")
+    layout = _layout(models[0])
+    for k, model in enumerate(models[1:], start=1):
+        if type(model) is not type(models[0]) or _layout(model) != layout:
+            raise ValueError(f"models[{k}] differs from models[0] in class, parameter or buffer names or shapes")
+    for k, (images, labels) in enumerate(folds):
+        if len(images) == 0 or len(images) != len(labels):
+            raise ValueError(f"folds[{k}] has {len(images)} images and {len(labels)} labels; "
+                             "it needs at least one image and one label per image")
+
+
+def _layout(model: nn.Module) -> list[tuple[str, tuple[int, ...], torch.dtype, bool]]:
+    """(name, shape, dtype, trainable) of every parameter and buffer, in order."""
+    tensors = [(n, t, t.requires_grad) for n, t in model.named_parameters()]
+    tensors += [(n, t, False) for n, t in model.named_buffers()]
+    return [(n, tuple(t.shape), t.dtype, trainable) for n, t, trainable in tensors]
+
+
+def _trained_names(model: nn.Module, probe: torch.Tensor) -> list[str]:
+    """Names of the parameters ``fit``'s optimiser would update: trainable ones that get a
+    gradient from the loss (found by one training-mode backward pass on ``probe``; the model's
+    ``.grad`` attributes are restored)."""
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    saved = [p.grad for _, p in params]
+    was_training = model.training
+    model.train()
+    outputs = model(probe).float()
+    model.train(was_training)
+    grads = torch.autograd.grad(outputs.sum(), [p for _, p in params], allow_unused=True)
+    for (_, p), grad in zip(params, saved):
+        p.grad = grad
+    return [n for (n, _), grad in zip(params, grads) if grad is not None]
+
+
+class _StackedState:
+    """The K models' tensors, stacked: trained parameters as one ``K x P`` tensor (:attr:`flat`),
+    everything else (frozen or unreached parameters, buffers) as ``K x ...`` constants, and a
+    weightless copy of the architecture (:attr:`skeleton`) to call functionally."""
+
+    def __init__(self, models: list[nn.Module], trained: list[str]):
+        params, buffers = stack_module_state(models)
+        self.names = trained
+        self.shapes = [params[n].shape[1:] for n in trained]
+        self.numels = [math.prod(shape) for shape in self.shapes]
+        self.flat = torch.cat([params[n].detach().flatten(1) for n in trained], dim=1).contiguous()
+        self.constants = {n: t.detach() for n, t in params.items() if n not in trained} | dict(buffers)
+        self.skeleton = copy.deepcopy(models[0]).to("meta")
+
+    def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One model's parameter dict as views of its flat vector ``P``."""
+        return {n: part.view(shape) for n, part, shape in zip(self.names, flat.split(self.numels), self.shapes)}
+
+    @torch.no_grad()
+    def write_back(self, models: list[nn.Module]) -> None:
+        for model, flat in zip(models, self.flat):
+            own = dict(model.named_parameters())
+            for name, value in self.unflatten(flat).items():
+                own[name].copy_(value)
+
+
+def _target_function(card: ModelCard, num_classes: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Labels -> what ``F.cross_entropy`` compares the logits with, as the card's objective does."""
+    spec = card.recipe.objective
+    if spec.name == "label_smoothing":
+        return lambda y: smoothed_targets(y.flatten(), num_classes, spec.confidence).view(*y.shape, num_classes)
+    return lambda y: y
+
+
+def _stacked_batch(lanes: list[_Lane], plans: list[list[torch.Tensor]], position: int, augmenter: Augmenter,
+                   targets: Callable[[torch.Tensor], torch.Tensor]
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[bool]]:
+    """Batch ``position`` of every fold, padded with zero images to the largest batch size B.
+
+    Returns ``x`` (K x B x C x H x W), targets (K x B class indices, or K x B x classes
+    probabilities), weights (K x B: 1 for a real sample, 0 for padding) and ``active`` (K bools:
+    the fold has this batch; an inactive fold gets B padding samples). Each active fold's batch
+    is augmented with its own generator, in ``fit``'s order."""
+    real: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    for k, (lane, plan) in enumerate(zip(lanes, plans)):
+        if position < len(plan):
+            index = plan[position]
+            real[k] = (augmenter.train(lane.batch(index), lane.generator), lane.labels[index])
+    width = max(len(y) for _, y in real.values())
+    some_x, some_y = next(iter(real.values()))
+    xs, ys, ws = [], [], []
+    for k in range(len(lanes)):
+        x, y = real.get(k, (some_x[:0], some_y[:0]))
+        pad = width - len(y)
+        xs.append(torch.cat([x, x.new_zeros(pad, *x.shape[1:])]))
+        ys.append(torch.cat([y, y.new_zeros(pad)]))
+        ws.append(torch.cat([x.new_ones(len(y)), x.new_zeros(pad)]))
+    return torch.stack(xs), targets(torch.stack(ys)), torch.stack(ws), [k in real for k in range(len(lanes))]
+
+
+class _StackedOptimizer:
+    """Adam, AdamW or SGD on ``K x P`` weights, with torch's single-tensor formulas (and its
+    ``weight_decay`` semantics: L2 added to the gradient, decoupled for AdamW), a step count
+    per model, and a per-model ``active`` mask: inactive models keep weights and state."""
+
+    def __init__(self, spec: OptimizerSpec, flat: torch.Tensor):
+        self.spec = spec
+        self.steps = [0] * len(flat)  # optimiser steps taken, per model
+        if spec.name in ("adam", "adamw"):
+            self.exp_avg, self.exp_avg_sq = torch.zeros_like(flat), torch.zeros_like(flat)
+        elif spec.momentum != 0:
+            self.buffer = torch.zeros_like(flat)  # momentum * 0 + grad == grad: torch's first step
+
+    @torch.no_grad()
+    def step(self, flat: torch.Tensor, grads: torch.Tensor, active: list[bool], lr: float) -> None:
+        """Update ``flat`` in place from ``grads`` (both K x P) for the models where ``active``."""
+        self.steps = [n + on for n, on in zip(self.steps, active)]
+        keep = None if all(active) else torch.tensor([not on for on in active], device=flat.device)[:, None]
+
+        def assign(target: torch.Tensor, value: torch.Tensor) -> None:
+            target.copy_(value if keep is None else torch.where(keep, target, value))
+
+        spec = self.spec
+        if spec.name == "sgd":
+            if spec.weight_decay != 0:
+                grads = grads.add(flat, alpha=spec.weight_decay)
+            if spec.momentum != 0:
+                assign(self.buffer, self.buffer.mul(spec.momentum).add_(grads))
+                grads = grads.add(self.buffer, alpha=spec.momentum) if spec.nesterov else self.buffer
+            assign(flat, flat.add(grads, alpha=-lr))
+            return
+        beta1, beta2 = spec.betas
+        if spec.weight_decay != 0:
+            if spec.name == "adamw":
+                assign(flat, flat.mul(1 - lr * spec.weight_decay))
+            else:
+                grads = grads.add(flat, alpha=spec.weight_decay)
+        assign(self.exp_avg, self.exp_avg.lerp(grads, 1 - beta1))
+        assign(self.exp_avg_sq, self.exp_avg_sq.mul(beta2).addcmul_(grads, grads, value=1 - beta2))
+        steps = [max(n, 1) for n in self.steps]  # a model that never stepped is inactive: its value is discarded
+        step_size = self._per_model([lr / (1 - beta1 ** n) for n in steps], flat)
+        bias_correction2_sqrt = self._per_model([(1 - beta2 ** n) ** 0.5 for n in steps], flat)
+        denom = (self.exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(spec.eps)
+        assign(flat, flat - step_size * self.exp_avg / denom)
+
+    @staticmethod
+    def _per_model(values: list[float], like: torch.Tensor) -> torch.Tensor:
+        """K Python floats (computed in double, as torch's optimisers do) -> a K x 1 tensor."""
+        return torch.tensor(values, dtype=like.dtype, device=like.device)[:, None]
