@@ -28,7 +28,7 @@ from ferbench.training.objectives import (
     objective_names,
     smoothed_targets,
 )
-from ferbench.training.trainer import load_init_checkpoint
+from ferbench.training.trainer import _ResidentImages, _StreamedImages, _training_images, load_init_checkpoint
 
 CPU = torch.device("cpu")
 
@@ -405,8 +405,19 @@ def test_streaming_large_sets_gives_the_same_weights_as_resident(monkeypatch):
     card = make_card(epochs=2, augment=[{"name": "hflip"}])
     resident = seeded_fit(card, 1, images, labels).state_dict()
     monkeypatch.setenv("FERBENCH_RESIDENT_BYTES", "1")
-    streamed = seeded_fit(card, 1, images, labels).state_dict()
-    assert all(torch.allclose(resident[k], streamed[k], atol=1e-6) for k in resident)
+    for workers in ("0", "2"):  # batches prepared in this process, or by 2 DataLoader workers
+        monkeypatch.setenv("FERBENCH_LOADER_WORKERS", workers)
+        streamed = seeded_fit(card, 1, images, labels).state_dict()
+        assert all(torch.allclose(resident[k], streamed[k], atol=1e-6) for k in resident)
+
+
+def test_sets_stream_only_above_the_resident_limit(monkeypatch):
+    images, _ = left_right_images(4)
+    prepared_bytes = 4 * 1 * 16 * 16 * 4  # 4 gray 16 x 16 float32 images
+    monkeypatch.setenv("FERBENCH_RESIDENT_BYTES", str(prepared_bytes))
+    assert isinstance(_training_images(images, (16, 16), make_card(), CPU), _ResidentImages)
+    monkeypatch.setenv("FERBENCH_RESIDENT_BYTES", str(prepared_bytes - 1))
+    assert isinstance(_training_images(images, (16, 16), make_card(), CPU), _StreamedImages)
 
 
 def test_fit_seeds_its_own_randomness():

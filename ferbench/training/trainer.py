@@ -2,8 +2,10 @@
 
 Everything about training comes from the card: optimiser, per-epoch learning-rate schedule,
 epochs, batch size, repeats, augmentation and objective (looked up by name); no model has a
-code path of its own here. The uint8 training images sit on the device as one tensor; each
-batch is indexed, prepared (:mod:`.inputs`) and augmented (:mod:`.augment`) there.
+code path of its own here. The training images are prepared once (:mod:`.inputs`: resized,
+scaled) and sit on the device as one tensor; a set too large for that
+(``FERBENCH_RESIDENT_BYTES``) stays uint8 on the host and streams through a DataLoader whose
+workers prepare each batch. Each batch is then augmented (:mod:`.augment`) on the device.
 
 Reproducibility: the caller seeds (:func:`seed_everything`) *before* building the model, so
 the initial weights depend on the seed only; :func:`fit` seeds again and draws the batch order
@@ -19,7 +21,7 @@ from __future__ import annotations
 import os
 import random
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from ferbench.cards import ModelCard, OptimizerSpec, Recipe
@@ -117,9 +120,9 @@ def fit(
         teacher.eval()
     labels = labels.to(device)
     augmenter = Augmenter(recipe.augment, recipe.tta, card.input.size)
-    batch = _batch_source(images, augmenter.canvas_size, card, device)
+    source = _training_images(images, augmenter.canvas_size, card, device)
 
-    probe = augmenter.test_views(batch(torch.arange(min(2, len(images)), device=device)))[0]
+    probe = augmenter.test_views(source.take(torch.arange(min(2, len(images)), device=device)))[0]
     objective = objective_cls(model, recipe.objective, _num_classes(model, probe))
     optimizer = build_optimizer(list(model.parameters()) + objective.extra_parameters(), recipe.optimizer)
     precision = _Precision(device)
@@ -130,8 +133,9 @@ def fit(
             group["lr"] = learning_rate(recipe, epoch)
         model.train()
         total, seen = torch.zeros((), device=device), 0
-        for index in _batches(len(images), recipe, generator):
-            x = augmenter.train(batch(index), generator)
+        batches = _batches(len(images), recipe, generator)
+        for index, prepared in zip(batches, source.epoch(batches)):
+            x = augmenter.train(prepared, generator)
             y = labels[index]
             with precision.autocast():
                 teacher_logits = _no_grad(teacher, x)
@@ -274,20 +278,84 @@ def resident_bytes_limit() -> int:
     return int(os.environ.get("FERBENCH_RESIDENT_BYTES", 2 * 2**30))
 
 
-def _batch_source(images: torch.Tensor, canvas_size: tuple[int, int], card: ModelCard,
-                  device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A function from an index batch to the prepared float batch on ``device``.
+def loader_workers() -> int:
+    """DataLoader worker processes for a streamed set: ``$FERBENCH_LOADER_WORKERS`` or
+    min(4, CPU cores - 1); 0 prepares batches in the training process."""
+    return int(os.environ.get("FERBENCH_LOADER_WORKERS", min(4, (os.cpu_count() or 1) - 1)))
 
-    Small sets (the usual FER case) are resized and scaled once and kept on the device as one
-    tensor; a set whose prepared size exceeds :func:`resident_bytes_limit` stays uint8 on the
-    host and each batch is prepared as it is drawn (streaming). Both give the same values."""
+
+class _ResidentImages:
+    """The whole training set prepared once (resized, scaled) on the device: the usual FER case."""
+
+    def __init__(self, images: torch.Tensor, canvas_size: tuple[int, int], channels: int, mode: str,
+                 device: torch.device):
+        self.canvas = torch.cat([prepare(chunk.to(device), canvas_size, channels, mode)
+                                 for chunk in images.split(PREPARE_CHUNK)])
+
+    def take(self, index: torch.Tensor) -> torch.Tensor:
+        return self.canvas[index]
+
+    def epoch(self, batches: list[torch.Tensor]) -> Iterator[torch.Tensor]:
+        return (self.canvas[index] for index in batches)
+
+
+class _PreparedBatches(Dataset):
+    """Index batch -> prepared float batch on the CPU (what a DataLoader worker computes)."""
+
+    def __init__(self, images: torch.Tensor, canvas_size: tuple[int, int], channels: int, mode: str):
+        self.images, self.canvas_size, self.channels, self.mode = images, canvas_size, channels, mode
+
+    def __getitem__(self, index: torch.Tensor) -> torch.Tensor:
+        return prepare(self.images[index], self.canvas_size, self.channels, self.mode)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+class _EpochBatches(Sampler):
+    """The current epoch's index batches (set before each epoch; read in the training process)."""
+
+    def __init__(self) -> None:
+        self.batches: list[torch.Tensor] = []
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class _StreamedImages:
+    """A set too large to keep prepared on the device: uint8 on the host, each batch prepared
+    by :func:`loader_workers` DataLoader workers ahead of the training step (same values)."""
+
+    def __init__(self, images: torch.Tensor, canvas_size: tuple[int, int], channels: int, mode: str,
+                 device: torch.device):
+        self.dataset = _PreparedBatches(images.cpu(), canvas_size, channels, mode)
+        self.device = device
+        self.sampler = _EpochBatches()
+        workers = loader_workers()
+        self.loader = DataLoader(self.dataset, batch_size=None, sampler=self.sampler, num_workers=workers,
+                                 pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+                                 prefetch_factor=4 if workers else None,
+                                 generator=torch.Generator().manual_seed(0))  # leaves the global RNG (dropout) alone
+
+    def take(self, index: torch.Tensor) -> torch.Tensor:
+        return self.dataset[index.cpu()].to(self.device)
+
+    def epoch(self, batches: list[torch.Tensor]) -> Iterator[torch.Tensor]:
+        self.sampler.batches = [index.cpu() for index in batches]
+        return (x.to(self.device, non_blocking=True) for x in self.loader)
+
+
+def _training_images(images: torch.Tensor, canvas_size: tuple[int, int], card: ModelCard,
+                     device: torch.device) -> _ResidentImages | _StreamedImages:
+    """Resident when the prepared set fits :func:`resident_bytes_limit`, else streamed
+    (FER2013-, RAF-DB- or AffectNet-sized sets at large inputs)."""
     channels, mode = card.input.channels, card.input.normalise
     prepared_bytes = len(images) * channels * canvas_size[0] * canvas_size[1] * 4
-    if prepared_bytes > resident_bytes_limit():
-        host = images.cpu().pin_memory() if device.type == "cuda" else images.cpu()
-        return lambda index: prepare(host[index.cpu()].to(device, non_blocking=True), canvas_size, channels, mode)
-    canvas = torch.cat([prepare(chunk.to(device), canvas_size, channels, mode) for chunk in images.split(PREPARE_CHUNK)])
-    return lambda index: canvas[index]
+    kind = _StreamedImages if prepared_bytes > resident_bytes_limit() else _ResidentImages
+    return kind(images, canvas_size, channels, mode, device)
 
 
 def _batches(n: int, recipe: Recipe, generator: torch.Generator) -> list[torch.Tensor]:
