@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ferbench.errors import FerbenchError
-from ferbench.jobs import Job, compute_job, resolve_device
+from ferbench.jobs import Job, compute_job, compute_jobs_stacked, resolve_device, stackable
 from ferbench.pipeline import ProtocolData
 
 JobKey = tuple[str, int, int]
@@ -48,16 +48,33 @@ class Executor(Protocol):
 
 
 class SequentialExecutor:
-    """Jobs one after another in this process (training progress bars shown when ``progress``)."""
+    """Jobs one after another in this process (training progress bars shown when ``progress``).
 
-    def __init__(self, progress: bool = False, on_train_indices: Callable[[np.ndarray], None] | None = None):
+    With ``stack_folds`` (default: on CUDA devices), the jobs of one card that
+    ``ferbench.jobs.stackable`` allows train ``STACK_SIZE`` at a time with stacked weights
+    (``ferbench.training.stacked``): a GPU mostly idles on one tiny model."""
+
+    STACK_SIZE = 10
+
+    def __init__(self, progress: bool = False, on_train_indices: Callable[[np.ndarray], None] | None = None,
+                 stack_folds: bool | None = None):
         self.progress = progress
         self.on_train_indices = on_train_indices  # test hook, see compute_job
+        self.stack_folds = stack_folds
 
     def run(self, data: ProtocolData, jobs: Sequence[Job], device: str) -> Finished:
         resolved = resolve_device(device)
+        stack = resolved.type == "cuda" if self.stack_folds is None else self.stack_folds
+        groups: dict[str, list[Job]] = {}
         for job in jobs:
-            yield job.key, compute_job(data, job, resolved, self.progress, self.on_train_indices)
+            if stack and stackable(data, job, resolved):
+                groups.setdefault(job.card.name, []).append(job)
+            else:
+                yield job.key, compute_job(data, job, resolved, self.progress, self.on_train_indices)
+        for group in groups.values():
+            for start in range(0, len(group), self.STACK_SIZE):
+                chunk = group[start:start + self.STACK_SIZE]
+                yield from zip((job.key for job in chunk), compute_jobs_stacked(data, chunk, resolved))
 
     def describe(self) -> str:
         return "this process"

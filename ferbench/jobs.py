@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from ferbench.io import atomic_write_text, json_bytes
 from ferbench.metrics import fold_metrics
 from ferbench.pipeline import ProtocolData
 from ferbench.splits import Fold
-from ferbench.training import fit, predict_proba, seed_everything, teacher_forward
+from ferbench.training import can_stack, fit, fit_stacked, predict_proba, seed_everything, teacher_forward
 
 
 def resolve_device(name: str) -> torch.device:
@@ -75,8 +75,36 @@ def compute_job(data: ProtocolData, job: Job, device: torch.device, progress: bo
     validation = (images[fold.validation], y[fold.validation]) if len(fold.validation) else None
     model = train_model(card, images[fold.train], y[fold.train], len(classes), seed, device, teacher, validation,
                         progress)
-    results: dict[str, Any] = {"seed": seed, "fold": fold.index}
-    if validation is not None and hasattr(model, "selected_epoch"):
+    return evaluate_job(data, job, model, device)
+
+
+def compute_jobs_stacked(data: ProtocolData, jobs: Sequence[Job], device: torch.device) -> list[dict[str, bytes]]:
+    """Like :func:`compute_job` for each of ``jobs`` (one card, no teacher, no validation), but
+    their models train at once with stacked weights (:func:`~ferbench.training.stacked.fit_stacked`):
+    equal to one by one up to float noise, and faster on a GPU for tiny models."""
+    card, num_classes = jobs[0].card, len(data.protocol.classes)
+    models = []
+    for job in jobs:
+        seed_everything(job.seed)  # each model starts from the weights its own job would
+        models.append(build_model(card, num_classes))
+    folds = [(torch.from_numpy(data.images[job.fold.train]), torch.from_numpy(data.y[job.fold.train])) for job in jobs]
+    fit_stacked(models, card, folds, device, [job.seed for job in jobs])
+    return [evaluate_job(data, job, model, device) for job, model in zip(jobs, models)]
+
+
+def stackable(data: ProtocolData, job: Job, device: torch.device) -> bool:
+    """Whether ``job`` can train stacked with others of its card (see ``stack_refusal``)."""
+    if job.teacher_card is not None or len(job.fold.validation):
+        return False
+    return can_stack(build_model(job.card, len(data.protocol.classes)), job.card, device)
+
+
+def evaluate_job(data: ProtocolData, job: Job, model: Any, device: torch.device) -> dict[str, bytes]:
+    """The files of a job whose model is trained: predictions, confusions, metrics, the model."""
+    classes = list(data.protocol.classes)
+    fold, card, images, y = job.fold, job.card, data.images, data.y
+    results: dict[str, Any] = {"seed": job.seed, "fold": fold.index}
+    if len(fold.validation) and hasattr(model, "selected_epoch"):
         results["selected_epoch"] = model.selected_epoch  # chosen on the validation set, never on test
     evaluations = []
     if len(fold.test):

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -161,3 +162,25 @@ def test_unreachable_scheduler_is_a_clear_error(data, cards, tmp_path):
         port = sock.getsockname()[1]
     with pytest.raises(FerbenchError, match=f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}"):
         run(data, cards, tmp_path, DaskExecutor(f"tcp://127.0.0.1:{port}", timeout="2s"))
+
+
+def test_stacked_fold_training_in_the_runner_matches_one_by_one(data, tmp_path, monkeypatch):
+    import ferbench.executors as executors
+
+    path = tmp_path / "nano.yaml"
+    path.write_text(CARD.format(name="nano", objective="{name: cross_entropy}").replace("microexpnet_xxs",
+                                                                                      "emotionnet_nano_b"))
+    card = load_card(path)
+    groups = []
+    real = executors.compute_jobs_stacked
+    monkeypatch.setattr(executors, "compute_jobs_stacked",
+                        lambda data, jobs, device: groups.append(len(jobs)) or real(data, jobs, device))
+    run(data, [card], tmp_path / "stacked", SequentialExecutor(stack_folds=True))
+    run(data, [card], tmp_path / "single", SequentialExecutor(stack_folds=False))
+    assert groups == [4]  # 2 seeds x 2 folds in one stack
+    for job in ("seed0/fold0", "seed0/fold1", "seed1/fold0", "seed1/fold1"):
+        read = lambda out: pd.read_csv(tmp_path / out / "ckplus_7cls_si" / "nano" / job / "predictions.csv")
+        stacked, single = read("stacked"), read("single")
+        assert stacked["path"].tolist() == single["path"].tolist()
+        np.testing.assert_allclose(stacked.filter(like="p_").to_numpy(), single.filter(like="p_").to_numpy(),
+                                   atol=1e-4)
