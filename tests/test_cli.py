@@ -67,3 +67,11 @@ def test_models_json_lists_every_registered_model_with_paper_counts():
     assert seven["emotionnet_nano_a"] == 231_992 and seven["emotionnet_nano_b"] == 135_876
     table = runner.invoke(app, ["models"])
     assert table.exit_code == 0 and "mobilenetv1_centerloss" in table.output and "1x112x96" in table.output
+
+
+def test_run_rejects_a_dask_executor_without_a_scheduler(tmp_path):
+    result = runner.invoke(app, ["run", str(PROTOCOLS / "jaffe_6cls_loso.yaml"), "--root", "jaffe=synthetic:small",
+                                 "--models", "lbp_svm", "--executor", "dask", "--out", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "--executor dask needs --scheduler" in result.output
+    assert not (tmp_path / "jaffe_6cls_loso").exists()  # refused before anything ran
