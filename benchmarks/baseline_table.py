@@ -2,7 +2,7 @@
 
 Two phases, so the timings can be taken on a quiet machine after the (long) training:
 
-    .venv/bin/python benchmarks/baseline_table.py train [--folds 0,1] [--threads 1]
+    .venv/bin/python benchmarks/baseline_table.py train [--folds 0,1] [--threads 1] [--cards a,b]
     .venv/bin/python benchmarks/baseline_table.py table            # prints the markdown table
 
 ``train`` runs every baseline card under ``protocols/ckplus_7cls_si.yaml`` on the synthetic twin
@@ -45,13 +45,13 @@ NOT_TRAINED = ("inception_v3_teacher: 311 ms per training image on one CPU threa
                "of a fold is about 36 minutes); the distilling cards (*_kd) need it per fold")
 
 
-def train(folds: list[int], threads: int) -> None:
+def train(folds: list[int], threads: int, names: list[str]) -> None:
     torch.set_num_threads(threads)
     data = attach_images(load_protocol_data(load_protocol(PROTOCOL, synthetic=True)))
     fold_list = data.folds()
     cards = {card.name: card for card in list_cards()}
-    for name, budget in BUDGETS.items():
-        epochs, repeats = budget or (None, None)
+    for name in names:
+        epochs, repeats = BUDGETS[name] or (None, None)
         options = RunOptions(out=OUT, folds=folds, epochs=epochs, repeats=repeats, speed=False)
         summary = run_card(data, fold_list, cards[name], options)
         print(name, json.dumps(summary.get("metrics", {}).get("accuracy")), flush=True)
@@ -89,9 +89,10 @@ def main() -> None:
     parser.add_argument("phase", choices=["train", "table"])
     parser.add_argument("--folds", default="0,1", help="comma-separated fold indices to train")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for training")
+    parser.add_argument("--cards", default=",".join(BUDGETS), help="comma-separated cards to train")
     args = parser.parse_args()
     if args.phase == "train":
-        train([int(k) for k in args.folds.split(",")], args.threads)
+        train([int(k) for k in args.folds.split(",")], args.threads, args.cards.split(","))
     else:
         print(table())
 
