@@ -79,7 +79,8 @@ def table() -> str:
             f"{summary['jobs_done']}/{summary['jobs_total']}" if summary else "not run",
             (f"{budget[0]} x {budget[1]} (card: {recipe.epochs} x {recipe.repeats})" if budget
              else ("card's recipe" if recipe is None else "-")),
-            f"{100 * accuracy['mean']:.1f} ± {100 * accuracy['std']:.1f} |" if accuracy else "- |",
+            (f"{100 * accuracy['mean']:.1f}" + (f" ± {100 * accuracy['std']:.1f}" if summary["jobs_done"] > 1 else "")
+             + " |") if accuracy else "- |",
         ]))
     return "\n".join(rows) + f"\n\nNot trained: {NOT_TRAINED}."
 
