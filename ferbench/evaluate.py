@@ -43,21 +43,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 import yaml
 from pydantic import ValidationError
 
 from ferbench.cards import ModelCard, load_card
 from ferbench.errors import DataError, FerbenchError
-from ferbench.io import atomic_write_text
+from ferbench.io import json_bytes
 from ferbench.labels import check_class_set
 from ferbench.metrics import fold_metrics
 from ferbench.models.checkpoint import read_state_dict
 from ferbench.pipeline import ProtocolData
 from ferbench.plugins import build_model
 from ferbench.protocol import PreprocessSpec
-from ferbench.jobs import resolve_device, write_predictions
+from ferbench.jobs import confusion_csv, predictions_csv, resolve_device
 from ferbench.runner import summarise, write_run_header
 from ferbench.runs import RunDir, job_fingerprint
 from ferbench.speed import count_parameters
@@ -303,14 +302,13 @@ def evaluate_checkpoint(data: ProtocolData, trained: TrainedModel, out: Path, na
     fingerprint = job_fingerprint(protocol.fingerprint, card.fingerprint, 0, 0,
                                   {"checkpoint": digest, "labels": list(trained.labels)})
     write_run_header(run, data, [fold], card, {})
-    job_dir = run.start_job(0, 0)
     suffix = "" if side == "test" else f"_{side}"
-    write_predictions(job_dir / f"predictions{suffix}.csv", [samples[i] for i in index], y[index], pred, probs,
-                       list(classes))
-    atomic_write_text(job_dir / f"confusion{suffix}.csv",
-                      pd.DataFrame(metrics["confusion"], index=classes, columns=classes).to_csv())
-    run.write_json("seed0/fold0/metrics.json", {"seed": 0, "fold": 0, side: metrics})
-    run.finish_job(0, 0, fingerprint)
+    run.write_job(0, 0, {
+        f"predictions{suffix}.csv": predictions_csv([samples[i] for i in index], y[index], pred, probs,
+                                                    list(classes)).encode(),
+        f"confusion{suffix}.csv": confusion_csv(metrics["confusion"], list(classes)).encode(),
+        "metrics.json": json_bytes({"seed": 0, "fold": 0, side: metrics}),
+    }, fingerprint)
     summary = summarise(run, data, card, [(0, 0, fingerprint)], {})
     summary.update({
         "evaluated": True,

@@ -66,8 +66,9 @@ class SequentialExecutor:
         resolved = resolve_device(device)
         stack = resolved.type == "cuda" if self.stack_folds is None else self.stack_folds
         groups: dict[str, list[Job]] = {}
+        verdicts: dict[str, bool] = {}
         for job in jobs:
-            if stack and stackable(data, job, resolved):
+            if stack and stackable(data, job, resolved, verdicts):
                 groups.setdefault(job.card.name, []).append(job)
             else:
                 yield job.key, compute_job(data, job, resolved, self.progress, self.on_train_indices)

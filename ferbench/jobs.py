@@ -13,7 +13,6 @@ import io
 import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +22,7 @@ import torch
 from ferbench import plugins
 from ferbench.cards import ModelCard
 from ferbench.errors import FerbenchError
-from ferbench.io import atomic_write_text, json_bytes
+from ferbench.io import json_bytes
 from ferbench.metrics import fold_metrics
 from ferbench.pipeline import ProtocolData
 from ferbench.splits import Fold
@@ -92,11 +91,15 @@ def compute_jobs_stacked(data: ProtocolData, jobs: Sequence[Job], device: torch.
     return [evaluate_job(data, job, model, device) for job, model in zip(jobs, models)]
 
 
-def stackable(data: ProtocolData, job: Job, device: torch.device) -> bool:
-    """Whether ``job`` can train stacked with others of its card (see ``stack_refusal``)."""
+def stackable(data: ProtocolData, job: Job, device: torch.device, verdicts: dict[str, bool]) -> bool:
+    """Whether ``job`` can train stacked with others of its card (see ``stack_refusal``).
+    ``verdicts`` remembers each card's answer by name, so a card's model is built once."""
     if job.teacher_card is not None or len(job.fold.validation):
         return False
-    return can_stack(build_model(job.card, len(data.protocol.classes)), job.card, device)
+    if job.card.name not in verdicts:
+        model = build_model(job.card, len(data.protocol.classes))
+        verdicts[job.card.name] = can_stack(model, job.card, device)
+    return verdicts[job.card.name]
 
 
 def evaluate_job(data: ProtocolData, job: Job, model: Any, device: torch.device) -> dict[str, bytes]:
@@ -121,8 +124,7 @@ def evaluate_job(data: ProtocolData, job: Job, model: Any, device: torch.device)
         suffix = "" if name in ("test", "source") else f"_{name}"
         files[f"predictions{suffix}.csv"] = predictions_csv([samples[i] for i in idx], labels[idx], pred, probs,
                                                             classes).encode()
-        files[f"confusion{suffix}.csv"] = pd.DataFrame(metrics["confusion"], index=classes,
-                                                       columns=classes).to_csv().encode()
+        files[f"confusion{suffix}.csv"] = confusion_csv(metrics["confusion"], classes).encode()
     files.update(_model_file(model))
     files["metrics.json"] = json_bytes(results)
     return files
@@ -150,12 +152,6 @@ def train_model(card: ModelCard, images: np.ndarray, y: np.ndarray, num_classes:
                progress=progress, validation=held_out)
 
 
-def write_predictions(path: Path, samples: list, y_true: np.ndarray, y_pred: np.ndarray, probs: np.ndarray,
-                       classes: list[str]) -> None:
-    """``predictions.csv``: one row per image (see :func:`predictions_csv`)."""
-    atomic_write_text(path, predictions_csv(samples, y_true, y_pred, probs, classes))
-
-
 def predictions_csv(samples: list, y_true: np.ndarray, y_pred: np.ndarray, probs: np.ndarray,
                     classes: list[str]) -> str:
     """CSV text: path, subject, true and predicted class, then ``p_<class>`` probabilities."""
@@ -168,6 +164,11 @@ def predictions_csv(samples: list, y_true: np.ndarray, y_pred: np.ndarray, probs
     for k, name in enumerate(classes):
         frame[f"p_{name}"] = np.round(probs[:, k], 6)
     return frame.to_csv(index=False)
+
+
+def confusion_csv(confusion: Any, classes: list[str]) -> str:
+    """CSV text of a K x K confusion matrix (rows true, columns predicted), labelled by class."""
+    return pd.DataFrame(confusion, index=classes, columns=classes).to_csv()
 
 
 def _model_file(model: Any) -> dict[str, bytes]:
