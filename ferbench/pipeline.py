@@ -43,6 +43,10 @@ class Side:
     images: np.ndarray | None = None
     preprocess_report: dict[str, Any] = field(default_factory=dict)
 
+    def keys(self) -> list[str]:
+        """Each sample's key relative to this side's root (:meth:`Sample.relative_key`)."""
+        return [s.relative_key(self.root) for s in self.samples]
+
 
 def cache_dir() -> Path:
     """ferbench's cache folder: ``$FERBENCH_CACHE`` or ``~/.cache/ferbench``."""
@@ -99,6 +103,10 @@ class ProtocolData:
     def samples(self) -> list[Sample]:
         """The source samples, concatenated; fold indices point into this list."""
         return [s for side in self.sources for s in side.samples]
+
+    def keys(self) -> list[str]:
+        """Root-relative keys of :attr:`samples`, in the same order (fold indices point into it)."""
+        return [key for side in self.sources for key in side.keys()]
 
     @property
     def y(self) -> np.ndarray:

@@ -144,12 +144,15 @@ def write_run_header(run: RunDir, data: ProtocolData, folds: list[Fold], card: M
     atomic_write_text(run.root / "protocol.resolved.yaml", yaml.safe_dump(data.protocol.resolved_dict(), sort_keys=False))
     atomic_write_text(run.root / "card.resolved.yaml", yaml.safe_dump(card.resolved_dict(), sort_keys=False))
     run.write_json("env.json", {**environment(), "deviations": deviations})
-    samples = data.samples
+    samples, keys = data.samples, data.keys()
     run.write_json("folds.json", [
         {"fold": f.index,
          "train_subjects": sorted({str(samples[i].subject) for i in f.train}),
          "test_subjects": sorted({str(samples[i].subject) for i in f.test}),
-         "train": len(f.train), "test": len(f.test)}
+         "train": len(f.train), "test": len(f.test),
+         # root-relative sample keys: what the fold's model trained on (and selected its epoch on)
+         "train_keys": sorted(keys[i] for i in np.concatenate([f.train, f.validation]).astype(int)),
+         "test_keys": sorted(keys[i] for i in f.test)}
         for f in folds
     ])
 

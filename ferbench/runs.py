@@ -28,6 +28,13 @@ from typing import Any
 from ferbench.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 
+# What a number's training record is (``summary.json`` ``train_status``, every leaderboard row).
+TRAIN_CROSS_VALIDATED = "cross-validated"  # each fold's model scored on its own held-out test fold
+TRAIN_HELD_OUT_TARGET = "held-out target"  # scored on a target dataset it never trained on
+TRAIN_EXTERNAL = "external (training data unknown)"  # a checkpoint without a training record
+TRAIN_STATUSES = (TRAIN_CROSS_VALIDATED, TRAIN_HELD_OUT_TARGET, TRAIN_EXTERNAL)
+
+
 def job_fingerprint(protocol_fp: str, card_fp: str, seed: int, fold: int, deviations: Mapping[str, Any]) -> str:
     """Hex digest identifying one training job's inputs."""
     payload = json.dumps([protocol_fp, card_fp, seed, fold, dict(sorted(deviations.items()))], sort_keys=True)

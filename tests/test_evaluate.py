@@ -68,7 +68,9 @@ def test_state_dict_in_a_run_directory_needs_no_card_or_labels(run, data7, tmp_p
                                         "dropped": [], "dropped_mass": 0.0}
     assert sum(map(sum, summary["confusion"])) == len(data7.samples) == 120  # every fold's test set
     assert (out / "confusion.png").is_file()
-    assert json.loads((out / "folds.json").read_text())[0] | {"train_subjects": None} == {
+    fold0 = json.loads((out / "folds.json").read_text())[0]
+    assert fold0["test_keys"] == sorted(s.relative_key(data7.sources[0].root) for s in data7.samples)
+    assert {k: v for k, v in fold0.items() if not k.endswith("_keys")} | {"train_subjects": None} == {
         "fold": 0, "train": 0, "test": 120, "train_subjects": None,
         "test_subjects": sorted({str(s.subject) for s in data7.samples})}
     evaluated, trained = predictions(out), predictions(run)

@@ -55,6 +55,16 @@ class Sample:
         """A unique, human-readable id of the image: its path plus the container index if any."""
         return self.path if self.index is None else f"{self.path}#{self.index}"
 
+    def relative_key(self, root: Path | str) -> str:
+        """:attr:`key` with the path relative to the dataset ``root`` (POSIX separators), so
+        results of copies at different places compare equal; the absolute key when the file
+        lies outside ``root``."""
+        try:
+            path = Path(self.path).resolve().relative_to(Path(root).resolve()).as_posix()
+        except ValueError:
+            path = self.path
+        return path if self.index is None else f"{path}#{self.index}"
+
 
 class LoaderOptions(BaseModel):
     """Base of every loader's options model: unknown options are errors, values are frozen.
