@@ -1,7 +1,7 @@
-"""Classification metrics of one test fold, their aggregate over folds and seeds, and paired tests.
+"""Classification metrics of one test fold and their aggregate over folds and seeds.
 
 Labels are class indices into an ordered class set ``classes`` (index ``i`` is ``classes[i]``).
-Every number comes from scikit-learn or SciPy; results are plain Python types, ready for JSON.
+Every number comes from scikit-learn; results are plain Python types, ready for JSON.
 
 Definitions used throughout:
 
@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats
 from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
@@ -132,50 +131,6 @@ def cross_dataset_drop(
     """
     src, tgt = _metric_value(source, metric), _metric_value(target, metric)
     return {"metric": metric, "source": src, "target": tgt, "drop": src - tgt}
-
-
-def paired_significance(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
-    """Paired tests of two models' scores on the same (seed, fold) pairs, ``a[i]`` against ``b[i]``.
-
-    The primary test is the two-sided Wilcoxon signed-rank test (``scipy.stats.wilcoxon``,
-    ``zero_method="zsplit"``: zero differences are ranked and their ranks split evenly between the
-    two signs). SciPy's ``method="auto"`` gives the exact null distribution for n <= 50 without
-    ties or zeros, exact permutations for n <= 13 with them, and the normal approximation otherwise.
-    A paired t-test (``scipy.stats.ttest_rel``) is reported beside it.
-
-    Returns ``{test, statistic, p_value, n, mean_difference, ttest_statistic, ttest_p_value,
-    note}``. With fewer than two pairs or all differences zero there is nothing to test: the
-    p-values are 1.0, the statistics None and ``note`` says why.
-    """
-    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if x.ndim != 1 or x.shape != y.shape:
-        raise ValueError(
-            f"paired scores need two 1-D sequences of one length, got {x.shape} and {y.shape}"
-        )
-    n = len(x)
-    result: dict[str, Any] = {
-        "test": "wilcoxon",
-        "n": n,
-        "mean_difference": float(np.mean(x - y)) if n else 0.0,
-    }
-    if n < 2 or not np.any(x - y):
-        why = "fewer than two pairs" if n < 2 else "all differences are zero"
-        return result | {
-            "statistic": None,
-            "p_value": 1.0,
-            "ttest_statistic": None,
-            "ttest_p_value": 1.0,
-            "note": f"not tested: {why}",
-        }
-    wilcoxon = stats.wilcoxon(x, y, zero_method="zsplit", alternative="two-sided", method="auto")
-    ttest = stats.ttest_rel(x, y)
-    return result | {
-        "statistic": float(wilcoxon.statistic),
-        "p_value": float(wilcoxon.pvalue),
-        "ttest_statistic": float(ttest.statistic),
-        "ttest_p_value": float(ttest.pvalue),
-        "note": "",
-    }
 
 
 def _check_labels(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

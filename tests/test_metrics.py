@@ -9,7 +9,6 @@ from ferbench.metrics import (
     aggregate,
     cross_dataset_drop,
     fold_metrics,
-    paired_significance,
     pooled_metrics,
     row_normalise,
 )
@@ -137,37 +136,3 @@ def test_cross_dataset_drop_reads_means_or_plain_values():
     }
     with pytest.raises(KeyError, match="uar"):
         cross_dataset_drop(source, target, metric="uar")
-
-
-def test_wilcoxon_on_ten_positive_differences_is_exact():
-    b = np.linspace(0.80, 0.90, 10)
-    a = b + 0.01 * np.arange(1, 11)  # ten distinct positive differences
-    result = paired_significance(a, b)
-    # every sign assignment is equally likely under H0: P(all ten positive or all negative) = 2/2^10
-    assert result["p_value"] == pytest.approx(2 / 1024)
-    assert result["statistic"] == 0.0  # sum of the ranks of the negative differences
-    assert result["n"] == 10
-    assert result["test"] == "wilcoxon"
-    assert result["mean_difference"] == pytest.approx(0.055)
-    assert 0.0 < result["ttest_p_value"] < 0.001
-    assert result["note"] == ""
-
-
-@pytest.mark.parametrize(
-    ("a", "b", "why"),
-    [
-        ([0.9, 0.8, 0.7], [0.9, 0.8, 0.7], "all differences are zero"),
-        ([0.9], [0.8], "fewer than two pairs"),
-    ],
-)
-def test_degenerate_comparisons_get_p_one_and_a_note(a, b, why):
-    result = paired_significance(a, b)
-    assert result["p_value"] == 1.0
-    assert result["ttest_p_value"] == 1.0
-    assert result["statistic"] is None
-    assert why in result["note"]
-
-
-def test_paired_significance_needs_matched_lengths():
-    with pytest.raises(ValueError, match="one length"):
-        paired_significance([0.1, 0.2], [0.1])

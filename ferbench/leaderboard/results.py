@@ -1,11 +1,13 @@
 """Reading finished run directories (``ferbench.runs`` layout) back for the leaderboard.
 
 Nothing here trains or evaluates: every number comes from a run's ``summary.json``,
-``protocol.resolved.yaml``, ``env.json`` and its per-job ``seed<s>/fold<k>/metrics.json``.
+``protocol.resolved.yaml``, ``env.json``, ``folds.json`` and its per-job
+``seed<s>/fold<k>/metrics.json`` and ``predictions.csv``.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from collections.abc import Iterable
@@ -80,23 +82,57 @@ class RunResult:
         ``ferbench evaluate`` (``evaluated: true``) has one pooled job, no folds: no scores."""
         if self.summary.get("evaluated"):
             return {}
-        run = RunDir(self.path)
         side = "target" if self.cross_dataset else "test"
         scores = {}
-        for metrics_file in sorted(self.path.glob("seed*/fold*/metrics.json")):
-            match = _JOB.search(metrics_file.parent.as_posix())
-            if match is None:
-                continue
-            seed, fold = int(match[1]), int(match[2])
-            expected = job_fingerprint(self.fingerprint, self.summary["card_fingerprint"], seed, fold,
-                                       self.summary.get("deviations") or {})
-            if not run.is_done(seed, fold, expected):
-                continue
+        for (seed, fold), job in self._done_jobs().items():
+            metrics_file = job / "metrics.json"
             try:
                 scores[(seed, fold)] = float(_read_json(metrics_file)[side][metric])
             except (KeyError, TypeError):
                 raise DataError(metrics_file, f"no `{side}.{metric}` entry") from None
         return scores
+
+    def fold_sizes(self) -> dict[int, tuple[int, int]]:
+        """``fold -> (training samples, test samples)`` from the run's ``folds.json``."""
+        folds_file = self.path / "folds.json"
+        try:
+            return {int(entry["fold"]): (int(entry["train"]), int(entry["test"])) for entry in _read_json(folds_file)}
+        except (KeyError, TypeError, ValueError):
+            raise DataError(folds_file, "every entry needs integer `fold`, `train` and `test` counts") from None
+
+    def image_correctness(self) -> dict[str, list[bool]]:
+        """``path -> [correct, ...]``: whether each finished job's model classified the image
+        correctly, one entry per job that tested it, from ``seed<s>/fold<k>/predictions.csv``
+        (``predictions_target.csv`` for cross-dataset runs; columns ``path``, ``true``, ``predicted``)."""
+        name = "predictions_target.csv" if self.cross_dataset else "predictions.csv"
+        correct: dict[str, list[bool]] = {}
+        for job in self._done_jobs().values():
+            predictions = job / name
+            try:
+                with predictions.open(encoding="utf-8", newline="") as handle:
+                    for row in csv.DictReader(handle):
+                        correct.setdefault(row["path"], []).append(row["true"] == row["predicted"])
+            except OSError as err:
+                raise DataError(predictions, f"cannot read predictions: {err}") from None
+            except KeyError as err:
+                raise DataError(predictions, f"no `{err.args[0]}` column") from None
+        return correct
+
+    def _done_jobs(self) -> dict[tuple[int, int], Path]:
+        """``(seed, fold) -> job directory`` of every job whose ``DONE`` carries the fingerprint the
+        summary was made with."""
+        run = RunDir(self.path)
+        jobs = {}
+        for job in sorted(self.path.glob("seed*/fold*/")):
+            match = _JOB.search(job.as_posix())
+            if match is None:
+                continue
+            seed, fold = int(match[1]), int(match[2])
+            expected = job_fingerprint(self.fingerprint, self.summary["card_fingerprint"], seed, fold,
+                                       self.summary.get("deviations") or {})
+            if run.is_done(seed, fold, expected):
+                jobs[(seed, fold)] = job
+        return jobs
 
 
 def find_runs(paths: Iterable[Path | str]) -> list[RunResult]:
