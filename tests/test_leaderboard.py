@@ -2,27 +2,33 @@
 catalogue, and one smoke test on a real run of the small synthetic twin."""
 
 import json
+import math
 import os
 import statistics
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from scipy.stats import t as student_t
 from typer.testing import CliRunner
 
 from ferbench.cli import app
 from ferbench.leaderboard import build_boards, find_runs, write_leaderboard
+from ferbench.leaderboard.ranking import BOOTSTRAP, BOOTSTRAP_RESAMPLES, CORRECTED_TTEST, MCNEMAR
+from ferbench.leaderboard.significance import corrected_resampled_ttest, paired_bootstrap
 from ferbench.runs import job_fingerprint
 
 PROTOCOLS = Path(__file__).parents[1] / "protocols"
 CLASSES = ["anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise"]
 SPEED = {"params": 65000, "size_mb": 0.248, "macs": 2853200, "cpu": {"latency": {"median_ms": 0.6526}}}
 
-# A beats B on each of 10 folds, by 1..10 points: every difference has the same sign, so the
-# exact two-sided Wilcoxon p is 2 / 2**10 = 0.001953125.
+# Ten folds of 90 training and 10 test images (folds.json). A beats B on each fold by 1..10 points:
+# mean 0.055, sample variance 55/6 * 1e-4, and the corrected t = 0.055 / sqrt((1/10 + 10/90) * s^2).
 A = [0.81, 0.82, 0.83, 0.84, 0.85, 0.86, 0.87, 0.88, 0.89, 0.90]  # 85.50 ± 3.03
 B = [0.80] * 10  # 80.00 ± 0.00
 C = [0.70, 0.82, 0.78, 0.82, 0.78, 0.82, 0.78, 0.82, 0.78, 0.82]  # 79.20 ± 3.79
+A_VS_B_T = 0.055 / math.sqrt((1 / 10 + 10 / 90) * 55 / 6 * 1e-4)  # 3.9537
 
 
 def stats(values):
@@ -31,22 +37,36 @@ def stats(values):
 
 
 def make_run(out, protocol_id, model, scores, *, fingerprint="fp_a", complete=True, synthetic=False,
-             dataset="ckplus", reported=(), source_scores=None, split=None, mtime=None):
-    """Write a run directory by hand: per-fold metrics.json + DONE, summary.json, resolved protocol.
+             dataset="ckplus", reported=(), source_scores=None, split=None, mtime=None, more_seeds=(),
+             correct=None):
+    """Write a run directory by hand: per-job metrics.json + DONE, folds.json (90 training and 10
+    test images per fold), summary.json, resolved protocol.
 
+    ``scores`` are seed 0's per-fold scores, ``more_seeds`` those of seeds 1, 2, ...
     ``source_scores`` makes it a cross-dataset run (``dataset`` -> jaffe) whose fold scores sit
-    under ``target`` and the source scores under ``source``."""
+    under ``target`` and the source scores under ``source``. ``correct[fold]`` lists, per test
+    image, whether seed 0's fold model got it right: written to the predictions file (images
+    ``img<n>.png`` numbered on across folds; across datasets every fold scores the same target
+    images ``t<i>.png``)."""
     root = out / protocol_id / model
     card_fp = f"card-{model}"
     cross = source_scores is not None
-    for fold, score in enumerate(scores):
-        job = root / "seed0" / f"fold{fold}"
-        job.mkdir(parents=True)
-        result = {"seed": 0, "fold": fold, ("target" if cross else "test"): {"accuracy": score}}
-        if cross:
-            result["source"] = {"accuracy": source_scores[fold]}
-        (job / "metrics.json").write_text(json.dumps(result))
-        (job / "DONE").write_text(job_fingerprint(fingerprint, card_fp, 0, fold, {}) + "\n")
+    for seed, seed_scores in enumerate([scores, *more_seeds]):
+        for fold, score in enumerate(seed_scores):
+            job = root / f"seed{seed}" / f"fold{fold}"
+            job.mkdir(parents=True)
+            result = {"seed": seed, "fold": fold, ("target" if cross else "test"): {"accuracy": score}}
+            if cross:
+                result["source"] = {"accuracy": source_scores[fold]}
+            (job / "metrics.json").write_text(json.dumps(result))
+            if correct is not None and seed == 0:
+                first = 0 if cross else sum(map(len, correct[:fold]))
+                paths = [f"{'t' if cross else 'img'}{first + i}.png" for i in range(len(correct[fold]))]
+                write_predictions(job / ("predictions_target.csv" if cross else "predictions.csv"),
+                                  paths, correct[fold])
+            (job / "DONE").write_text(job_fingerprint(fingerprint, card_fp, seed, fold, {}) + "\n")
+    (root / "folds.json").write_text(json.dumps([{"fold": k, "train": 90, "test": 10} for k in range(len(scores))]))
+    all_scores = [score for seed_scores in [scores, *more_seeds] for score in seed_scores]
     spec = {"name": dataset, "root": "synthetic:small" if synthetic else f"/data/{dataset}", "options": {}}
     frames = {"select": "last_n", "n": 3, "first_as_neutral": "none", "intensities": None}
     protocol = {
@@ -62,10 +82,11 @@ def make_run(out, protocol_id, model, scores, *, fingerprint="fp_a", complete=Tr
     summary = {
         "protocol": protocol_id, "fingerprint": fingerprint, "model": model, "card_fingerprint": card_fp,
         "classes": CLASSES, "synthetic": synthetic, "cross_dataset": cross, "deviations": {},
-        "jobs_done": len(scores), "jobs_total": 10, "complete": complete, "seeds": [0],
+        "jobs_done": len(all_scores), "jobs_total": 10, "complete": complete,
+        "seeds": list(range(1 + len(more_seeds))),
         "reported": [{"protocol": protocol_id, "metric": "accuracy", "value": value, "note": "Table 1"}
                      for value in reported],
-        "metrics": {"accuracy": stats(scores), "macro_f1": stats(scores), "uar": stats(scores)},
+        "metrics": {"accuracy": stats(all_scores), "macro_f1": stats(all_scores), "uar": stats(all_scores)},
         "params": SPEED["params"], "speed": SPEED,
     }
     if cross:
@@ -79,6 +100,14 @@ def make_run(out, protocol_id, model, scores, *, fingerprint="fp_a", complete=Tr
     if mtime is not None:
         os.utime(root / "summary.json", (mtime, mtime))
     return root
+
+
+def write_predictions(path, paths, correct):
+    """A predictions.csv: true class anger; predicted anger when correct, happy otherwise."""
+    rows = ["path,subject,true,predicted,p_anger,p_happy"]
+    rows += [f"{p},S{i},anger,{'anger' if right else 'happy'},{0.9 if right else 0.1},{0.1 if right else 0.9}"
+             for i, (p, right) in enumerate(zip(paths, correct))]
+    path.write_text("\n".join(rows) + "\n")
 
 
 def tables(text):
@@ -117,7 +146,8 @@ def test_ranking_columns_paper_difference_and_links(board_runs, tmp_path):
     assert sorted(p.name for p in written) == ["ckplus_7cls_si.md", "index.md", "sensitivity.md"]
     page = (out / "ckplus_7cls_si.md").read_text()
     ranking = tables(section(page, "Ranking"))[0]
-    assert [(r["rank"], r["model"]) for r in ranking] == [("1", "model_a"), ("2", "model_b"), ("3", "model_c")]
+    # a beats b and c significantly, b and c are not separated: they share ranks 2-3
+    assert [(r["rank"], r["model"]) for r in ranking] == [("1", "model_a"), ("2-3", "model_b"), ("2-3", "model_c")]
     a, b, c = ranking
     assert (a["accuracy"], b["accuracy"], c["accuracy"]) == ("85.50 ± 3.03", "80.00 ± 0.00", "79.20 ± 3.79")
     assert (a["paper accuracy"], a["ours − paper"]) == ("80.00", "+5.50")
@@ -136,14 +166,37 @@ def test_ranking_columns_paper_difference_and_links(board_runs, tmp_path):
         "best": "model_a", "best score": "85.50 ± 3.03 (accuracy)", "incomplete": "1", "other fingerprints": "1"}]
 
 
-def test_adjacent_pairs_get_a_paired_test(board_runs, tmp_path):
+def test_every_pair_gets_the_corrected_ttest_holm_adjusted(board_runs, tmp_path):
     [board] = build_boards(find_runs([board_runs]))
-    a_vs_b, b_vs_c = board.versus_next
-    assert a_vs_b["n"] == 10 and a_vs_b["p_value"] == pytest.approx(0.001953125, rel=1e-9)
-    assert b_vs_c["n"] == 10 and b_vs_c["p_value"] > 0.05
+    a_b, a_c, b_c = board.comparisons[(0, 1)], board.comparisons[(0, 2)], board.comparisons[(1, 2)]
+    assert list(board.comparisons) == [(0, 1), (0, 2), (1, 2)] and board.tested == 3
+    assert (a_b.test, a_b.n, a_b.note) == (CORRECTED_TTEST, 10, "k=10, n_test/n_train=0.111")
+    assert a_b.difference == pytest.approx(0.055)
+    assert a_b.p_value == pytest.approx(2 * student_t.sf(A_VS_B_T, df=9), rel=1e-9)
+    assert a_b.p_value == pytest.approx(0.0033361, rel=1e-4)
+    assert (a_c.p_value, b_c.p_value) == (
+        pytest.approx(corrected_resampled_ttest([x - y for x, y in zip(A, C)], 90, 10)[1], rel=1e-12),
+        pytest.approx(corrected_resampled_ttest([x - y for x, y in zip(B, C)], 90, 10)[1], rel=1e-12))
+    # Holm: a-b (smallest) x 3, a-c x 2, then b-c x 1; each at least the one before
+    assert a_c.p_value < 0.005 < 0.5 < b_c.p_value
+    assert a_b.p_adjusted == pytest.approx(3 * a_b.p_value, rel=1e-12)
+    assert a_c.p_adjusted == pytest.approx(max(3 * a_b.p_value, 2 * a_c.p_value), rel=1e-12)
+    assert b_c.p_adjusted == pytest.approx(b_c.p_value, rel=1e-12)
+    assert (a_b.separated, a_c.separated, b_c.separated) == (True, True, False)
+    assert board.rank_groups == ["1", "2-3", "2-3"]
     write_leaderboard([board_runs], tmp_path / "lb")
-    ranking = tables(section((tmp_path / "lb" / "ckplus_7cls_si.md").read_text(), "Ranking"))[0]
-    assert [r["vs next"] for r in ranking] == ["p=0.00195 * (n=10)", f"p={b_vs_c['p_value']:.3g} (n=10)", "-"]
+    page = (tmp_path / "lb" / "ckplus_7cls_si.md").read_text()
+    ranking, pairwise = tables(section(page, "Ranking"))
+    assert [r["vs next"] for r in ranking] == [f"p={a_b.p_adjusted:.3g} * (n=10)", f"p={b_c.p_adjusted:.3g} (n=10)", "-"]
+    assert ranking[0]["vs next"] == "p=0.01 * (n=10)"
+    assert [(r["model"], r["vs"], r["test"], r["difference (points)"], r["separated"]) for r in pairwise] == [
+        ("model_a", "model_b", CORRECTED_TTEST, "+5.50", "yes"),
+        ("model_a", "model_c", CORRECTED_TTEST, "+6.30", "yes"),
+        ("model_b", "model_c", CORRECTED_TTEST, "+0.80", "no")]
+    assert pairwise[0]["p"] == "0.00334" and pairwise[0]["Holm p"] == "0.01"
+    assert "corrected resampled t-test** (Nadeau & Bengio 2003)" in page
+    assert "Holm-adjusted p < 0.05 over the board's 3 pairwise comparisons" in page
+    assert "McNemar" not in page and "Wilcoxon" not in page
 
 
 def test_jobs_without_a_matching_done_are_not_paired(board_runs):
@@ -152,8 +205,66 @@ def test_jobs_without_a_matching_done_are_not_paired(board_runs):
     (job / "DONE").write_text("0123456789abcdef\n")
     (job / "metrics.json").write_text(json.dumps({"test": {"accuracy": 0.0}}))
     [board] = build_boards(find_runs([board_runs]))
-    assert board.versus_next[0]["n"] == 9
-    assert board.versus_next[0]["p_value"] == pytest.approx(2 / 2**9, rel=1e-9)
+    # folds 1..9: differences 2..10 points, mean 0.06, variance 7.5e-4; t = 0.06 / sqrt((1/9 + 1/9) * 7.5e-4)
+    a_b = board.comparisons[(0, 1)]
+    assert a_b.n == 9
+    assert a_b.p_value == pytest.approx(2 * student_t.sf(0.06 / math.sqrt(2 / 9 * 7.5e-4), df=8), rel=1e-9)
+
+
+def test_seeds_are_averaged_within_a_fold_before_the_test(tmp_path):
+    runs = tmp_path / "runs"
+    # seeds 0 and 1 of model_s average to A on every fold: the test pairs 10 folds, not 20 jobs
+    seed0 = [score - 0.02 for score in A]
+    seed1 = [score + 0.02 for score in A]
+    make_run(runs, "ckplus_7cls_si", "model_s", seed0, more_seeds=[seed1])
+    make_run(runs, "ckplus_7cls_si", "model_b", B)
+    [board] = build_boards(find_runs([runs]))
+    [comparison] = board.comparisons.values()
+    assert [run.model for run in board.ranked] == ["model_s", "model_b"]
+    assert comparison.n == 10
+    assert comparison.p_value == pytest.approx(2 * student_t.sf(A_VS_B_T, df=9), rel=1e-9)
+    assert comparison.p_adjusted == comparison.p_value  # one comparison: Holm changes nothing
+
+
+def test_an_evaluated_checkpoint_is_compared_by_mcnemar(tmp_path):
+    runs = tmp_path / "runs"
+    # 20 images, two folds of 10. kfold_x: wrong on images 0-2 (fold 0: 70 %, fold 1: 100 %).
+    # kfold_y: wrong on images 0-5 (40 %, 100 %). The checkpoint, tested on all 20: wrong on image 5.
+    x = [[i >= 3 for i in range(10)], [True] * 10]
+    y = [[i >= 6 for i in range(10)], [True] * 10]
+    checkpoint = [[i != 5 for i in range(20)]]
+    make_run(runs, "ckplus_7cls_si", "kfold_x", [0.7, 1.0], correct=x)
+    make_run(runs, "ckplus_7cls_si", "kfold_y", [0.4, 1.0], correct=y)
+    root = make_run(runs, "ckplus_7cls_si", "checkpoint", [0.95], correct=checkpoint)
+    summary = json.loads((root / "summary.json").read_text())
+    (root / "summary.json").write_text(json.dumps({**summary, "evaluated": True, "jobs_total": 1}))
+    [board] = build_boards(find_runs([runs]))
+    assert [run.model for run in board.ranked] == ["checkpoint", "kfold_x", "kfold_y"]
+    vs_x, vs_y, x_y = board.comparisons[(0, 1)], board.comparisons[(0, 2)], board.comparisons[(1, 2)]
+    # checkpoint vs x: discordant images 0, 1, 2 (checkpoint right) and 5 (x right): 2 * P(X >= 3 | 4, 1/2) = 10/16
+    assert (vs_x.test, vs_x.n, vs_x.note) == (MCNEMAR, 20, "discordant 3 vs 1")
+    assert vs_x.p_value == pytest.approx(10 / 16, rel=1e-12) and vs_x.difference == pytest.approx(0.10)
+    # checkpoint vs y: images 0-4 for the checkpoint, none for y: 2 / 2**5
+    assert (vs_y.test, vs_y.note, vs_y.p_value) == (MCNEMAR, "discordant 5 vs 0", pytest.approx(2 / 32, rel=1e-12))
+    assert (x_y.test, x_y.n) == (CORRECTED_TTEST, 2)  # the two cross-validated runs pair by fold
+    assert vs_y.p_adjusted == pytest.approx(3 * 2 / 32, rel=1e-12)  # the smallest of three
+    assert board.rank_groups == ["1-3", "1-3", "1-3"]
+    write_leaderboard([runs], tmp_path / "lb")
+    page = (tmp_path / "lb" / "ckplus_7cls_si.md").read_text()
+    ranking, pairwise = tables(section(page, "Ranking"))
+    assert ranking[0]["model"] == "checkpoint" and ranking[0]["deviations"].startswith("evaluated checkpoint")
+    assert ranking[0]["vs next"] == "p=1 (n=20)"  # Holm: max(3 * 0.0625, 2 * 0.625) capped at 1
+    assert [r["test"] for r in pairwise] == [MCNEMAR, MCNEMAR, CORRECTED_TTEST]
+    assert "exact McNemar test**" in page and "corrected resampled t-test**" in page
+
+
+def test_missing_predictions_are_a_one_line_error(board_runs, tmp_path):
+    root = make_run(board_runs, "ckplus_7cls_si", "checkpoint", [0.9])  # no predictions.csv written
+    summary = json.loads((root / "summary.json").read_text())
+    (root / "summary.json").write_text(json.dumps({**summary, "evaluated": True, "jobs_total": 1}))
+    result = CliRunner().invoke(app, ["leaderboard", str(board_runs), "--out", str(tmp_path / "lb")])
+    assert result.exit_code == 2
+    assert "checkpoint/seed0/fold0/predictions.csv: missing; every finished job writes one" in result.output
 
 
 def test_incomplete_and_other_fingerprint_runs_are_listed_apart(board_runs, tmp_path):
@@ -170,16 +281,6 @@ def test_incomplete_and_other_fingerprint_runs_are_listed_apart(board_runs, tmp_
     assert (other["model"], other["fingerprint"], other["state"]) == ("model_e", "`fp_old`", "complete")
 
 
-def test_an_evaluated_checkpoint_is_flagged_and_not_paired(board_runs, tmp_path):
-    root = make_run(board_runs, "ckplus_7cls_si", "checkpoint", [0.9])
-    summary = json.loads((root / "summary.json").read_text())
-    (root / "summary.json").write_text(json.dumps({**summary, "evaluated": True, "jobs_total": 1}))
-    write_leaderboard([board_runs], tmp_path / "lb")
-    ranking = tables(section((tmp_path / "lb" / "ckplus_7cls_si.md").read_text(), "Ranking"))[0]
-    assert ranking[0]["model"] == "checkpoint" and ranking[0]["deviations"].startswith("evaluated checkpoint")
-    assert ranking[0]["vs next"] == "not tested (n=0)"
-
-
 def test_equally_common_fingerprints_rank_the_newest(tmp_path):
     runs = tmp_path / "runs"
     for model in ("m1", "m2"):  # read first
@@ -190,7 +291,8 @@ def test_equally_common_fingerprints_rank_the_newest(tmp_path):
     assert board.fingerprint == "fp_new"
     assert [r.model for r in board.ranked] == ["m3", "m4"]
     assert [r.model for r in board.others] == ["m1", "m2"]
-    assert board.rank_of(0) == board.rank_of(1) == 1  # equal means share a rank
+    assert board.rank_groups == ["1-2", "1-2"]  # equal means: no difference to test (p = 1)
+    assert board.comparisons[(0, 1)].p_value == 1.0
 
 
 def test_synthetic_runs_are_labelled_on_every_row(tmp_path):
@@ -217,9 +319,22 @@ def test_synthetic_runs_are_labelled_on_every_row(tmp_path):
 
 def test_cross_dataset_page_shows_source_target_and_drop(tmp_path):
     runs = tmp_path / "runs"
-    # x wins on the target on every fold, the source scores are equal: the test pairs target scores
-    make_run(runs, "ckplus_to_jaffe", "model_x", [0.6] * 9 + [0.7], source_scores=[0.9] * 10)
-    make_run(runs, "ckplus_to_jaffe", "model_y", [0.5] * 10, source_scores=[0.9] * 10)
+    # 100 target images, scored by each of the 10 fold models: x's fold models get images 0-59 right
+    # (the last one 0-69), y's get images 0-49 right; the source scores are equal
+    x_correct = [[i < (70 if fold == 9 else 60) for i in range(100)] for fold in range(10)]
+    y_correct = [[i < 50 for i in range(100)] for _fold in range(10)]
+    make_run(runs, "ckplus_to_jaffe", "model_x", [0.6] * 9 + [0.7], source_scores=[0.9] * 10, correct=x_correct)
+    make_run(runs, "ckplus_to_jaffe", "model_y", [0.5] * 10, source_scores=[0.9] * 10, correct=y_correct)
+    [board] = build_boards(find_runs([runs]))
+    [comparison] = board.comparisons.values()
+    # the 10 fold scores share the target images: the test resamples images, each image's score
+    # being the fraction of fold models right on it (x: 1 on 0-59, 0.1 on 60-69), in path order
+    index = sorted(range(100), key=lambda i: f"t{i}.png")
+    x_per_image = np.array([1.0 if i < 60 else 0.1 if i < 70 else 0.0 for i in index])
+    y_per_image = np.array([1.0 if i < 50 else 0.0 for i in index])
+    assert (comparison.test, comparison.n) == (BOOTSTRAP, 100)
+    assert comparison.difference == pytest.approx(0.11)
+    assert comparison.p_value == paired_bootstrap(x_per_image, y_per_image, BOOTSTRAP_RESAMPLES, 0) < 0.01
     write_leaderboard([runs], tmp_path / "lb")
     page = (tmp_path / "lb" / "ckplus_to_jaffe.md").read_text()
     x, y = tables(section(page, "Ranking"))[0]
@@ -227,7 +342,9 @@ def test_cross_dataset_page_shows_source_target_and_drop(tmp_path):
         ("model_x", "90.00 ± 0.00", "61.00 ± 3.16", "29.00")
     assert (y["model"], y["source accuracy (in-domain)"], y["target accuracy"], y["drop (points)"]) == \
         ("model_y", "90.00 ± 0.00", "50.00 ± 0.00", "40.00")
-    assert x["vs next"] == "p=0.00195 * (n=10)"
+    assert x["vs next"] == f"p={comparison.p_value:.3g} * (n=100)"
+    assert (x["rank"], y["rank"]) == ("1", "2")
+    assert "**paired bootstrap** over the test images (10,000 resamples, seed 0)" in page
     assert x["confusion"] == "[png](confusion/ckplus_to_jaffe/model_x.png)"
     assert "ckplus -> jaffe" in (tmp_path / "lb" / "index.md").read_text()
 

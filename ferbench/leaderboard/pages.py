@@ -238,7 +238,8 @@ def _significance_notes(board: Board) -> list[str]:
              f"to {n} − the number significantly worse, so models the tests cannot separate share a range "
              f"(e.g. `1-{n}`). Significant: Holm-adjusted p < {SIGNIFICANCE_LEVEL} over the board's "
              f"{board.tested} pairwise comparisons (every pair of ranked models, below). *vs next*: the "
-             "Holm-adjusted p against the next row; * separated; n = paired folds or images.", ""]
+             "Holm-adjusted p against the next row; * separated; n = paired folds or images. "
+             "The tests on this page:", ""]
     return notes + [f"- {TEST_DESCRIPTIONS[test].format(metric=metric)}." for test in used] + [""]
 
 

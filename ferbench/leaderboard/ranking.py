@@ -152,10 +152,11 @@ def compare_all(ranked: list[RunResult]) -> dict[tuple[int, int], Comparison]:
     for which), the p-values Holm-adjusted over all the pairs that were tested. Predictions are
     read only for the runs of a per-image pair."""
     folds = [fold_scores(run) for run in ranked]
+    sizes = [run.fold_sizes() if scores else None for run, scores in zip(ranked, folds)]
     pairs = [(i, j) for i in range(len(ranked)) for j in range(i + 1, len(ranked))]
     per_image = {k for i, j in pairs if not (folds[i] and folds[j]) for k in (i, j)}
     images = {k: ranked[k].image_correctness() for k in per_image}
-    raw = {(i, j): compare_folds(folds[i], folds[j], ranked[i].fold_sizes()) if folds[i] and folds[j]
+    raw = {(i, j): compare_folds(folds[i], folds[j], sizes[i]) if folds[i] and folds[j]
            else compare_images(images[i], images[j]) for i, j in pairs}
     tested = [pair for pair, comparison in raw.items() if comparison.p_value is not None]
     adjusted = holm([raw[pair].p_value for pair in tested])
@@ -190,8 +191,8 @@ def compare_folds(scores_a: dict[int, float], scores_b: dict[int, float],
 
 def compare_images(correct_a: dict[str, list[bool]], correct_b: dict[str, list[bool]]) -> Comparison:
     """Per-image test of two runs' :meth:`RunResult.image_correctness` over the images both
-    predicted: exact McNemar when each made one prediction per image, else the paired bootstrap
-    of each image's fraction of correct predictions."""
+    predicted, in path order: exact McNemar when each made one prediction per image, else the
+    paired bootstrap of each image's fraction of correct predictions."""
     shared = sorted(correct_a.keys() & correct_b.keys())
     if not shared:
         return Comparison(None, 0, note="no test image predicted by both")

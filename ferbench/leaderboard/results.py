@@ -112,6 +112,8 @@ class RunResult:
                 with predictions.open(encoding="utf-8", newline="") as handle:
                     for row in csv.DictReader(handle):
                         correct.setdefault(row["path"], []).append(row["true"] == row["predicted"])
+            except FileNotFoundError:
+                raise DataError(predictions, "missing; every finished job writes one") from None
             except OSError as err:
                 raise DataError(predictions, f"cannot read predictions: {err}") from None
             except KeyError as err:
