@@ -187,7 +187,8 @@ def test_every_pair_gets_the_corrected_ttest_holm_adjusted(board_runs, tmp_path)
     write_leaderboard([board_runs], tmp_path / "lb")
     page = (tmp_path / "lb" / "ckplus_7cls_si.md").read_text()
     ranking, pairwise = tables(section(page, "Ranking"))
-    assert [r["vs next"] for r in ranking] == [f"p={a_b.p_adjusted:.3g} * (n=10)", f"p={b_c.p_adjusted:.3g} (n=10)", "-"]
+    assert [r["vs next"] for r in ranking] == \
+        [f"p={a_b.p_adjusted:.3g} * (n=10)", f"p={b_c.p_adjusted:.3g} (n=10)", "-"]
     assert ranking[0]["vs next"] == "p=0.01 * (n=10)"
     assert [(r["model"], r["vs"], r["test"], r["difference (points)"], r["separated"]) for r in pairwise] == [
         ("model_a", "model_b", CORRECTED_TTEST, "+5.50", "yes"),

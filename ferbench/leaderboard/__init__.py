@@ -2,7 +2,9 @@
 
 - :mod:`~ferbench.leaderboard.results` reads run directories back (nothing is re-run);
 - :mod:`~ferbench.leaderboard.ranking` sorts them into one board per protocol id (one protocol
-  fingerprint ranked, paired tests between neighbours) and groups protocol variants;
+  fingerprint ranked, every pair of ranked runs tested, rank groups) and groups protocol variants;
+- :mod:`~ferbench.leaderboard.significance` holds the tests (corrected resampled t-test, exact
+  McNemar, paired bootstrap), Holm's adjustment and the rank-group rule;
 - :mod:`~ferbench.leaderboard.pages` writes ``index.md``, ``<protocol-id>.md`` and ``sensitivity.md``;
 - :mod:`~ferbench.leaderboard.catalogue` lists the shipped protocols and describes a protocol in words.
 """

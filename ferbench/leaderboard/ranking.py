@@ -1,7 +1,7 @@
 """Sorting runs into boards: one per protocol id, one fingerprint ranked, every pair of ranked
 runs tested, and rank groups from the tests.
 
-Which test a pair of ranked runs gets (:func:`compare`):
+Which test a pair of ranked runs gets (:func:`compare_all`):
 
 - Both **cross-validated** within one dataset (k-fold or leave-one-subject-out, two or more
   folds; not an evaluated checkpoint): the corrected resampled t-test

@@ -48,7 +48,8 @@ def corrected_resampled_ttest(differences: ArrayLike, n_train: ArrayLike, n_test
     """
     d = np.asarray(differences, dtype=float)
     if d.ndim != 1 or len(d) < 2:
-        raise ValueError(f"the corrected t-test needs a 1-D array of at least two fold differences, got shape {d.shape}")
+        raise ValueError(f"the corrected t-test needs a 1-D array of at least two fold differences, "
+                         f"got shape {d.shape}")
     ratio = np.broadcast_to(np.asarray(n_test, dtype=float) / np.asarray(n_train, dtype=float), d.shape)
     k, mean, variance = len(d), float(d.mean()), float(d.var(ddof=1))
     if variance == 0.0:
