@@ -43,11 +43,12 @@ subjects and sample keys) is scored only on the candidates it never trained on:
 A checkpoint without a record is scored on every candidate: ``train_status``
 ``external (training data unknown)``. ``evaluate_run`` (``ferbench evaluate --run``) scores
 every fold model of a finished run this way: the run's cross-validation redone under another
-protocol or label mapping.
+protocol or label mapping; a fold model with nothing held out under that protocol gets no job.
 
 Output
 ------
-The run directory of ``ferbench run`` (:mod:`ferbench.runs`) with one job per scored model:
+The run directory of ``ferbench run`` (:mod:`ferbench.runs`) with one job per scored model
+(``predictions*.csv`` name samples by root-relative key):
 ``seed<S>/fold<K>`` of the model's own job (``seed0/fold0`` for a model without record), its
 ``folds.json`` holding the scored samples as each fold's test set. ``summary.json`` is
 aggregated like a run's and carries ``evaluated: true``, ``train_status``, ``trained_in`` (the
