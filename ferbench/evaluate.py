@@ -472,10 +472,10 @@ def evaluate_run(data: ProtocolData, run_dir: Path, out: Path, name: str | None 
             :func:`finished_models`), or trained on other datasets than ``data`` selects.
     """
     trained = [load_trained_model(path, model, labels) for path in finished_models(run_dir)]
-    record = trained[0].training
+    trained_on = trained[0].training.datasets  # a finished run always has its record
     selected = tuple(dataset_identity(spec) for spec in source_specs(data.protocol.resolved_dict()))
-    if record is None or record.datasets != selected:
-        raise FerbenchError(f"--run {run_dir} trained on {', '.join(record.datasets if record else ['?'])} but "
+    if trained_on != selected:
+        raise FerbenchError(f"--run {run_dir} trained on {', '.join(trained_on)} but "
                             f"protocol {data.protocol.id} selects {', '.join(selected)}: --run re-scores a run on "
                             "its own dataset (score one --checkpoint on another)")
     run, summary = _evaluate(data, trained, out, name, device, allow_missing)

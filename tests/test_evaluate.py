@@ -246,8 +246,13 @@ def test_run_refusals(run, tmp_path):
                          "(synthetic:small)" in output
     code, output = evaluate_cli(protocol, *roots, "--checkpoint", model, "--name", "tiny_eval")
     assert code == 0, output
-    code, output = evaluate_cli(protocol, *roots, "--run", str(tmp_path / "ckplus_7cls_si" / "tiny_eval"))
+    evaluation = tmp_path / "ckplus_7cls_si" / "tiny_eval"
+    code, output = evaluate_cli(protocol, *roots, "--run", str(evaluation))
     assert code == 2 and "an evaluation holds no models" in output
+    code, output = evaluate_cli(protocol, *roots, "--checkpoint", str(run / "seed0" / "fold5" / "model.pt"),
+                                "--name", "tiny_eval")
+    assert code == 0, output  # the evaluation of fold 0 it replaces leaves no job behind
+    assert sorted(p.name for p in evaluation.glob("seed*/fold*")) == ["fold5"]
 
 
 def test_torchscript_checkpoint_with_card_and_labels(run, data7, tmp_path):
