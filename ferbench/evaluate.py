@@ -541,8 +541,8 @@ def _evaluate(data: ProtocolData, models: list[TrainedModel], out: Path, name: s
     summary.update({
         "evaluated": True,
         "train_status": scorings[0].status,
-        "trained_in": None if record is None else {
-            "run": str(record.run), "protocol": record.protocol, "same_protocol": record.fingerprint == protocol.fingerprint},
+        "trained_in": None if record is None else {"run": str(record.run), "protocol": record.protocol,
+                                                   "same_protocol": record.fingerprint == protocol.fingerprint},
         "held_out": held_out,
         "label_mapping": mapping.report(np.concatenate(model_probs), np.concatenate(truths)),
         "params": models[0].n_parameters,
