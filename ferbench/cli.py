@@ -226,7 +226,8 @@ def leaderboard(
 @app.command()
 def evaluate(
     protocol_file: Annotated[Path, typer.Argument(help="Protocol YAML.")],
-    checkpoint: Annotated[Path, typer.Option(help="TorchScript .pt, ONNX .onnx, state dict .pt or classical .pkl.")],
+    checkpoint: Annotated[Optional[Path], typer.Option(help="TorchScript .pt, ONNX .onnx, state dict .pt or classical .pkl.")] = None,
+    run_dir: Annotated[Optional[Path], typer.Option("--run", help="A finished run directory: re-score every fold model on its own held-out fold.")] = None,
     model: Annotated[Optional[str], typer.Option(help="Card (name, YAML path or timm/<arch>); default: the checkpoint's run directory or ONNX metadata.")] = None,
     labels: Annotated[Optional[str], typer.Option(help="The model's label order, comma-separated canonical names.")] = None,
     out: Annotated[Path, typer.Option(help="Run directory root.")] = Path("runs"),
@@ -237,25 +238,37 @@ def evaluate(
         "--allow-missing", help="Protocol classes the model lacks count as wrong instead of failing.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
-    """Evaluate a trained model on every test sample of a protocol, without training."""
-    from ferbench.evaluate import evaluate_checkpoint, load_trained_model
+    """Score a trained model (or every fold model of a run) under a protocol, never on its own training data."""
+    from ferbench.evaluate import evaluate_checkpoint, evaluate_run, load_trained_model
     from ferbench.pipeline import attach_images, load_protocol_data
     from ferbench.protocol import load_protocol
     from ferbench.report import format_mean_std, results_table
 
     try:
-        trained = load_trained_model(checkpoint, model, _labels(labels))
+        if (checkpoint is None) == (run_dir is None):
+            raise FerbenchError("pass exactly one of --checkpoint FILE and --run RUN_DIR")
+        trained = load_trained_model(checkpoint, model, _labels(labels)) if checkpoint is not None else None
         protocol = load_protocol(protocol_file, roots=parse_roots(root), synthetic=synthetic)
         data = attach_images(load_protocol_data(protocol))
-        summary = evaluate_checkpoint(data, trained, out, name=name, device=device, allow_missing=allow_missing)
+        if trained is not None:
+            summary = evaluate_checkpoint(data, trained, out, name=name, device=device, allow_missing=allow_missing)
+        else:
+            summary = evaluate_run(data, run_dir, out, name=name, device=device, allow_missing=allow_missing,
+                                   model=model, labels=_labels(labels))
     except FerbenchError as exc:
         fail(exc)
-    metrics, mapping = summary["metrics"], summary["label_mapping"]
+    metrics, mapping, held_out = summary["metrics"], summary["label_mapping"], summary["held_out"]
     typer.echo(results_table([{
         "protocol": protocol.id + (" (synthetic)" if data.synthetic else ""), "model": summary["model"],
+        "train_status": summary["train_status"],
         "accuracy": format_mean_std(metrics["accuracy"]), "macro_f1": format_mean_std(metrics["macro_f1"]),
-        "samples": sum(map(sum, summary["confusion"])), "params": summary["params"],
-    }], ["protocol", "model", "accuracy", "macro_f1", "samples", "params"]))
+        "samples": sum(job["scored"] for job in held_out), "removed": sum(job["removed"] for job in held_out),
+        "params": summary["params"],
+    }], ["protocol", "model", "train_status", "accuracy", "macro_f1", "samples", "removed", "params"]))
+    if summary["trained_in"] is not None:
+        typer.echo(f"training record: {summary['trained_in']['run']} ({summary['trained_in']['protocol']}); "
+                   f"{sum(job['removed'] for job in held_out)} samples of "
+                   f"{sum(job['removed_subjects'] for job in held_out)} subjects it trained on were not scored")
     if mapping["missing"]:
         typer.echo(f"classes the model lacks (its {mapping['missing_samples']} samples count as wrong): "
                    f"{', '.join(mapping['missing'])}")

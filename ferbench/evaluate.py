@@ -22,20 +22,49 @@ classes the model lacks are an error unless ``allow_missing``; then the model's 
 them is 0, so their samples always count as wrong (metrics stay comparable with models that
 know every class). Both are reported in ``summary.json`` under ``label_mapping``.
 
+What is scored: never a sample the model trained on
+---------------------------------------------------
+The candidates are every test sample of the protocol: within a dataset the union of all
+folds' test sets (the whole selection under k-fold or leave-one-subject-out), across datasets
+the whole target. A checkpoint with a *training record* (it lies in a run directory of
+``ferbench run``, ``<run>/seed<S>/fold<K>/``, whose ``folds.json`` lists the fold's training
+subjects and sample keys) is scored only on the candidates it never trained on:
+
+- a candidate of a dataset the model did not train on (compared by :func:`dataset_identity`)
+  is kept: ``train_status`` ``held-out target``;
+- else a candidate is removed when its root-relative key is one the model trained on (or
+  selected its epoch on), or when it has a subject and any image of that subject was in
+  training; the rest is scored: ``train_status`` ``cross-validated``. Under the run's own
+  protocol with a subject-independent split (or a split by image of a dataset without
+  subjects) that is exactly the fold's test set, so the numbers equal the fold's
+  ``metrics.json``; under another protocol on the same data (a 7-class model under the
+  6-class protocol) the removed count is reported.
+
+A checkpoint without a record is scored on every candidate: ``train_status``
+``external (training data unknown)``. ``evaluate_run`` (``ferbench evaluate --run``) scores
+every fold model of a finished run this way: the run's cross-validation redone under another
+protocol or label mapping; a fold model with nothing held out under that protocol gets no job.
+
 Output
 ------
-The run directory of ``ferbench run`` (:mod:`ferbench.runs`) with a single job ``seed0/fold0``
-that tests every test sample of the protocol: within a dataset the union of all folds' test
-sets (the whole selection under k-fold or leave-one-subject-out), across datasets the whole
-target. ``summary.json`` is complete and carries ``evaluated: true`` and the checkpoint's
-path and sha256; no model file is written.
+The run directory of ``ferbench run`` (:mod:`ferbench.runs`) with one job per scored model
+(``predictions*.csv`` name samples by root-relative key):
+``seed<S>/fold<K>`` of the model's own job (``seed0/fold0`` for a model without record), its
+``folds.json`` holding the scored samples as each fold's test set. ``summary.json`` is
+aggregated like a run's and carries ``evaluated: true``, ``train_status``, ``trained_in`` (the
+run the models come from, or null), ``held_out`` (per job: ``seed``, ``fold``, the
+``checkpoint`` path and ``sha256``, ``scored`` and ``removed`` samples, ``removed_subjects``)
+and ``label_mapping``; a single checkpoint's evaluation also ``checkpoint`` (path, sha256,
+kind). No model file is written.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import pickle
 import re
+import shutil
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -53,15 +82,33 @@ from ferbench.io import json_bytes
 from ferbench.labels import check_class_set
 from ferbench.metrics import fold_metrics
 from ferbench.models.checkpoint import read_state_dict
-from ferbench.pipeline import ProtocolData
+from ferbench.pipeline import ProtocolData, Side
 from ferbench.plugins import build_model
-from ferbench.protocol import PreprocessSpec
+from ferbench.protocol import PreprocessSpec, is_synthetic
 from ferbench.jobs import confusion_csv, predictions_csv, resolve_device
 from ferbench.runner import summarise, write_run_header
-from ferbench.runs import RunDir, job_fingerprint
+from ferbench.runs import TRAIN_CROSS_VALIDATED, TRAIN_EXTERNAL, TRAIN_HELD_OUT_TARGET, RunDir, job_fingerprint
 from ferbench.speed import count_parameters
 from ferbench.splits import Fold
 from ferbench.training import predict_proba
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """What one fold model of a run trained on (its run's ``folds.json`` and resolved protocol).
+
+    ``datasets`` are the training sources (:func:`dataset_identity`); ``subjects`` pairs a
+    source with a subject id that was in training; ``keys`` are the root-relative keys
+    (:meth:`~ferbench.data.base.Sample.relative_key`) of the training and validation samples."""
+
+    run: Path
+    protocol: str
+    fingerprint: str
+    datasets: tuple[str, ...]
+    seed: int
+    fold: int
+    subjects: frozenset[tuple[str, str]]
+    keys: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -71,6 +118,7 @@ class RunRecord:
     card: ModelCard | None = None
     classes: tuple[str, ...] | None = None
     preprocess: PreprocessSpec | None = None
+    training: TrainingRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +136,7 @@ class TrainedModel:
     checkpoint: Path
     kind: str  # torchscript | onnx | state_dict | pickle
     preprocess: PreprocessSpec | None = None
+    training: TrainingRecord | None = None  # None: training data unknown
 
     def predict_proba(self, images: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:
         """Probabilities ``N x len(labels)`` for uint8 face crops ``N x H x W`` or ``N x H x W x 3``."""
@@ -108,7 +157,12 @@ class TrainedModel:
 
 
 def run_record(checkpoint: Path) -> RunRecord:
-    """Read ``card.resolved.yaml`` and ``protocol.resolved.yaml`` of ``<run>/seed<S>/fold<K>/<checkpoint>``."""
+    """Read ``card.resolved.yaml``, ``protocol.resolved.yaml`` and ``folds.json`` of
+    ``<run>/seed<S>/fold<K>/<checkpoint>``.
+
+    Raises:
+        DataError: ``folds.json`` lacks the fold or its ``train_keys`` (written by an older ferbench).
+    """
     job, seed = checkpoint.resolve().parent, checkpoint.resolve().parent.parent
     if not (re.fullmatch(r"fold\d+", job.name) and re.fullmatch(r"seed\d+", seed.name)):
         return RunRecord()
@@ -120,7 +174,52 @@ def run_record(checkpoint: Path) -> RunRecord:
         protocol = yaml.safe_load((root / "protocol.resolved.yaml").read_text())
     if protocol is None:
         return RunRecord(card)
-    return RunRecord(card, tuple(protocol["classes"]), PreprocessSpec.model_validate(protocol["preprocess"]))
+    training = None
+    if (root / "folds.json").is_file():
+        training = _training_record(root, protocol, int(seed.name[4:]), int(job.name[4:]))
+    return RunRecord(card, tuple(protocol["classes"]), PreprocessSpec.model_validate(protocol["preprocess"]),
+                     training)
+
+
+def _training_record(root: Path, protocol: dict[str, Any], seed: int, fold: int) -> TrainingRecord:
+    path = root / "folds.json"
+    entry = next((e for e in json.loads(path.read_text()) if e.get("fold") == fold), None)
+    if entry is None or "train_keys" not in entry:
+        raise DataError(path, f"records no `train_keys` of fold {fold}, so what its model trained on is unknown; "
+                              "rerun the `ferbench run` command that wrote it (finished jobs are kept)")
+    specs = source_specs(protocol)
+    datasets = tuple(dataset_identity(spec) for spec in specs)
+    subjects = set()
+    for subject in entry["train_subjects"]:
+        if subject == "None":  # how folds.json writes a sample without subject
+            continue
+        if len(specs) == 1:
+            subjects.add((datasets[0], subject))
+        else:  # several sources: subjects are prefixed `<dataset>/` (ferbench.pipeline)
+            name, _, bare = subject.partition("/")
+            subjects.add((datasets[[spec["name"] for spec in specs].index(name)], bare))
+    return TrainingRecord(root, protocol["id"], _protocol_fingerprint(root), datasets, seed, fold,
+                          frozenset(subjects), frozenset(entry["train_keys"]))
+
+
+def _protocol_fingerprint(root: Path) -> str | None:
+    summary = root / "summary.json"
+    return json.loads(summary.read_text()).get("fingerprint") if summary.is_file() else None
+
+
+def source_specs(protocol: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``dataset`` blocks a resolved protocol trains on (its cross-dataset sources, else its dataset)."""
+    cross = protocol.get("cross_dataset")
+    return [side["dataset"] for side in cross["train"]] if cross else [protocol["dataset"]]
+
+
+def dataset_identity(spec: dict[str, Any]) -> str:
+    """Which data a resolved ``dataset`` block reads: its name, for a real copy wherever it lies
+    (sample keys are root-relative), or ``name (synthetic:<shape>)`` for a synthetic twin."""
+    root = spec.get("root")
+    if not is_synthetic(root):
+        return spec["name"]
+    return f"{spec['name']} ({root if ':' in root else root + ':paper'})"
 
 
 def checkpoint_kind(path: Path) -> str:
@@ -178,7 +277,7 @@ def load_trained_model(checkpoint: str | Path, model: str | Path | None = None,
     preprocess = record.preprocess
     if preprocess is None and stored.get("preprocess"):
         preprocess = PreprocessSpec.model_validate(stored["preprocess"])
-    return TrainedModel(net, card, order, checkpoint, kind, preprocess)
+    return TrainedModel(net, card, order, checkpoint, kind, preprocess, record.training)
 
 
 def label_order(checkpoint: Path, given: tuple[str, ...] | None, recorded: tuple[str, ...] | None) -> tuple[str, ...]:
@@ -270,66 +369,185 @@ def label_mapping(model_labels: tuple[str, ...], classes: tuple[str, ...], allow
     return mapping
 
 
+# ----------------------------------------------------------------------------- what is scored
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """The samples one model is scored on (see the module docstring): indices into ``side.samples``."""
+
+    role: str  # "test" (within a dataset) or "target" (across datasets)
+    side: Side
+    index: np.ndarray
+    status: str  # a train status of ferbench.runs
+    removed: int  # candidates dropped because the model trained on them
+    removed_subjects: int  # their distinct subjects
+
+
+def held_out_scoring(data: ProtocolData, training: TrainingRecord | None) -> Scoring:
+    """The candidates of ``data`` (every test sample of its protocol) minus what ``training`` covers."""
+    resolved = data.protocol.resolved_dict()
+    if data.target is None:
+        role, side, spec = "test", data.sources[0], resolved["dataset"]
+        candidates = np.unique(np.concatenate([fold.test for fold in data.folds()])).astype(int)
+    else:
+        role, side, spec = "target", data.target, resolved["cross_dataset"]["test"]["dataset"]
+        candidates = np.arange(len(data.target.samples))
+    identity = dataset_identity(spec)
+    if training is None:
+        return Scoring(role, side, candidates, TRAIN_EXTERNAL, 0, 0)
+    if identity not in training.datasets:
+        return Scoring(role, side, candidates, TRAIN_HELD_OUT_TARGET, 0, 0)
+    trained = _trained_mask(side, training, identity)[candidates]
+    removed = candidates[trained]
+    subjects = {side.samples[i].subject for i in removed} - {None}
+    return Scoring(role, side, candidates[~trained], TRAIN_CROSS_VALIDATED, len(removed), len(subjects))
+
+
+def _trained_mask(side: Side, training: TrainingRecord, identity: str) -> np.ndarray:
+    """Per sample of ``side`` (of dataset ``identity``): True when its key was in training, or
+    its subject was (recorded, or owner of a trained key, e.g. a validation sample)."""
+    keys = side.keys()
+    subjects = {subject for dataset, subject in training.subjects if dataset == identity}
+    subjects |= {str(s.subject) for s, key in zip(side.samples, keys) if key in training.keys and s.subject is not None}
+    return np.array([key in training.keys or (s.subject is not None and str(s.subject) in subjects)
+                     for s, key in zip(side.samples, keys)], dtype=bool)
+
+
+def finished_models(run_dir: Path) -> list[Path]:
+    """The model file of every (seed, fold) job of the finished ``ferbench run`` directory ``run_dir``.
+
+    Raises:
+        FerbenchError: ``run_dir`` is no run directory, an evaluation, or has an unfinished job.
+    """
+    run = RunDir(Path(run_dir))
+    for name in ("summary.json", "protocol.resolved.yaml", "card.resolved.yaml", "folds.json"):
+        if not (run.root / name).is_file():
+            raise FerbenchError(f"--run {run_dir}: not a run directory of `ferbench run` (no {name})")
+    summary = run.read_json("summary.json")
+    if summary.get("evaluated"):
+        raise FerbenchError(f"--run {run_dir}: an evaluation holds no models; pass the run it evaluated")
+    models = []
+    for seed in summary["seeds"]:
+        for fold in (entry["fold"] for entry in run.read_json("folds.json")):
+            fingerprint = job_fingerprint(summary["fingerprint"], summary["card_fingerprint"], seed, fold,
+                                          summary.get("deviations") or {})
+            found = [p for p in (run.job_dir(seed, fold) / n for n in ("model.pt", "model.pkl")) if p.is_file()]
+            if not (run.is_done(seed, fold, fingerprint) and found):
+                raise FerbenchError(f"--run {run_dir}: not a finished run, job seed{seed}/fold{fold} is not done "
+                                    "(finish it with `ferbench run`)")
+            models.append(found[0])
+    return models
+
+
 # ----------------------------------------------------------------------------- evaluation
 
 
 def evaluate_checkpoint(data: ProtocolData, trained: TrainedModel, out: Path, name: str | None = None,
                         device: str = "auto", allow_missing: bool = False) -> dict[str, Any]:
-    """Evaluate ``trained`` on every test sample of ``data`` (with images attached), write the run
-    directory ``out/<protocol-id>/<name or card name>/`` and return its summary.
+    """Score ``trained`` on the test samples of ``data`` (images attached) it never trained on
+    (module docstring), write the run directory ``out/<protocol-id>/<name or card name>/`` and
+    return its summary.
 
     Raises:
-        FerbenchError: a label-set problem (see :func:`label_mapping`), a bad ``name``, or a run
-            directory that holds a trained run (it is never overwritten).
+        FerbenchError: a label-set problem (see :func:`label_mapping`), a bad ``name``, nothing
+            left to score, or a run directory that holds a trained run (it is never overwritten).
     """
+    run, summary = _evaluate(data, [trained], out, name, device, allow_missing)
+    job = summary["held_out"][0]
+    summary["checkpoint"] = {"path": job["checkpoint"], "sha256": job["sha256"], "kind": trained.kind}
+    run.write_json("summary.json", summary)
+    return summary
+
+
+def evaluate_run(data: ProtocolData, run_dir: Path, out: Path, name: str | None = None, device: str = "auto",
+                 allow_missing: bool = False, model: str | Path | None = None,
+                 labels: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Score every fold model of the finished run ``run_dir`` on its own held-out samples of
+    ``data`` (the run's cross-validation under ``data``'s protocol), like :func:`evaluate_checkpoint`;
+    ``model`` and ``labels`` as in :func:`load_trained_model`.
+
+    Raises:
+        FerbenchError: as :func:`evaluate_checkpoint`; ``run_dir`` is not a finished run (see
+            :func:`finished_models`), or trained on other datasets than ``data`` selects.
+    """
+    trained = [load_trained_model(path, model, labels) for path in finished_models(run_dir)]
+    trained_on = trained[0].training.datasets  # a finished run always has its record
+    selected = tuple(dataset_identity(spec) for spec in source_specs(data.protocol.resolved_dict()))
+    if trained_on != selected:
+        raise FerbenchError(f"--run {run_dir} trained on {', '.join(trained_on)} but "
+                            f"protocol {data.protocol.id} selects {', '.join(selected)}: --run re-scores a run on "
+                            "its own dataset (score one --checkpoint on another)")
+    run, summary = _evaluate(data, trained, out, name, device, allow_missing)
+    run.write_json("summary.json", summary)
+    return summary
+
+
+def _evaluate(data: ProtocolData, models: list[TrainedModel], out: Path, name: str | None, device: str,
+              allow_missing: bool) -> tuple[RunDir, dict[str, Any]]:
+    """Score each of ``models`` (one card and label order) on its held-out samples, one job each;
+    return the evaluation's run directory and summary (not yet written)."""
     protocol = data.protocol
     classes = tuple(protocol.classes)
-    mapping = label_mapping(trained.labels, classes, allow_missing)
-    card = _renamed(trained.card, name)
+    mapping = label_mapping(models[0].labels, classes, allow_missing)
+    card = _renamed(models[0].card, name)
     run = RunDir.for_run(out, protocol.id, card.name)
     trained_files = sorted(run.root.glob("seed*/fold*/model.p*"))
     if trained_files:
         raise FerbenchError(f"{run.root} holds a trained run ({trained_files[0].relative_to(run.root)}); "
                             "evaluate into another --out or --name")
-    side, fold, samples, images, y = _evaluation_set(data)
-    index = fold.test if side == "test" else np.arange(len(samples))
-    model_probs = trained.predict_proba(images[index], resolve_device(device))
-    probs = mapping.apply(model_probs)
-    pred = probs.argmax(axis=1)
-    metrics = fold_metrics(y[index], pred, classes)
-
-    digest = hashlib.sha256(trained.checkpoint.read_bytes()).hexdigest()
-    fingerprint = job_fingerprint(protocol.fingerprint, card.fingerprint, 0, 0,
-                                  {"checkpoint": digest, "labels": list(trained.labels)})
-    write_run_header(run, data, [fold], card, {})
-    suffix = "" if side == "test" else f"_{side}"
-    run.write_job(0, 0, {
-        f"predictions{suffix}.csv": predictions_csv([samples[i] for i in index], y[index], pred, probs,
-                                                    list(classes)).encode(),
-        f"confusion{suffix}.csv": confusion_csv(metrics["confusion"], list(classes)).encode(),
-        "metrics.json": json_bytes({"seed": 0, "fold": 0, side: metrics}),
-    }, fingerprint)
-    summary = summarise(run, data, card, [(0, 0, fingerprint)], {})
+    scorings = [held_out_scoring(data, trained.training) for trained in models]
+    if not any(len(scoring.index) for scoring in scorings):
+        where = models[0].checkpoint if len(models) == 1 else models[0].training.run
+        raise FerbenchError(f"{where}: every sample protocol {protocol.id} tests (or its subject) was in training; "
+                            "nothing is left to score")
+    at = [(t.training.seed, t.training.fold) if t.training else (0, 0) for t in models]
+    kept = [(job, scoring) for job, scoring in zip(at, scorings) if len(scoring.index)]
+    empty = np.array([], dtype=int)
+    folds = {fold: Fold(fold, empty, s.index if s.role == "test" else empty, empty) for (_, fold), s in kept}
+    wanted = {(f"seed{seed}", f"fold{fold}") for (seed, fold), _ in kept}
+    for stale in run.root.glob("seed*/fold*"):  # jobs of an earlier evaluation into this directory
+        if stale.is_dir() and (stale.parent.name, stale.name) not in wanted:
+            shutil.rmtree(stale)
+    write_run_header(run, data, list(folds.values()), card, {})
+    jobs, held_out, model_probs, truths = [], [], [], []
+    for trained, scoring, (seed, fold) in zip(models, scorings, at):
+        side, index = scoring.side, scoring.index
+        digest = hashlib.sha256(trained.checkpoint.read_bytes()).hexdigest()
+        held_out.append({"seed": seed, "fold": fold, "checkpoint": str(trained.checkpoint.resolve()),
+                         "sha256": digest, "scored": len(index), "removed": scoring.removed,
+                         "removed_subjects": scoring.removed_subjects})
+        if not len(index):  # a fold model of --run with nothing held out under this protocol: no job
+            continue
+        probs_model = trained.predict_proba(side.images[index], resolve_device(device))
+        probs = mapping.apply(probs_model)
+        pred, y = probs.argmax(axis=1), side.y[index]
+        metrics = fold_metrics(y, pred, classes)
+        fingerprint = job_fingerprint(protocol.fingerprint, card.fingerprint, seed, fold,
+                                      {"checkpoint": digest, "labels": list(trained.labels)})
+        suffix = "" if scoring.role == "test" else f"_{scoring.role}"
+        keys = side.keys()
+        run.write_job(seed, fold, {
+            f"predictions{suffix}.csv": predictions_csv([side.samples[i] for i in index], [keys[i] for i in index],
+                                                        y, pred, probs, list(classes)).encode(),
+            f"confusion{suffix}.csv": confusion_csv(metrics["confusion"], list(classes)).encode(),
+            "metrics.json": json_bytes({"seed": seed, "fold": fold, scoring.role: metrics}),
+        }, fingerprint)
+        jobs.append((seed, fold, fingerprint))
+        model_probs.append(probs_model)
+        truths.append(y)
+    summary = summarise(run, data, card, jobs, {})
+    record = models[0].training
     summary.update({
         "evaluated": True,
-        "checkpoint": {"path": str(trained.checkpoint.resolve()), "sha256": digest, "kind": trained.kind},
-        "label_mapping": mapping.report(model_probs, y[index]),
-        "params": trained.n_parameters,
+        "train_status": scorings[0].status,
+        "trained_in": None if record is None else {"run": str(record.run), "protocol": record.protocol,
+                                                   "same_protocol": record.fingerprint == protocol.fingerprint},
+        "held_out": held_out,
+        "label_mapping": mapping.report(np.concatenate(model_probs), np.concatenate(truths)),
+        "params": models[0].n_parameters,
     })
-    run.write_json("summary.json", summary)
-    return summary
-
-
-def _evaluation_set(data: ProtocolData) -> tuple[str, Fold, list, np.ndarray, np.ndarray]:
-    """(side, fold, samples, images, labels) of the evaluation: within a dataset ``test``, one fold
-    testing the union of every fold's test indices; across datasets ``target``, one fold testing
-    no source sample (the whole target is evaluated)."""
-    empty = np.array([], dtype=int)
-    if data.target is None:
-        tested = np.unique(np.concatenate([fold.test for fold in data.folds()]))
-        return "test", Fold(0, empty, tested, empty), data.samples, data.images, data.y
-    target = data.target
-    return "target", Fold(0, empty, empty, empty), target.samples, target.images, target.y
+    return run, summary
 
 
 def _renamed(card: ModelCard, name: str | None) -> ModelCard:

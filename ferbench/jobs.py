@@ -111,19 +111,20 @@ def evaluate_job(data: ProtocolData, job: Job, model: Any, device: torch.device)
         results["selected_epoch"] = model.selected_epoch  # chosen on the validation set, never on test
     evaluations = []
     if len(fold.test):
-        evaluations.append(("source" if data.target is not None else "test", data.samples, fold.test, images, y))
+        evaluations.append(("source" if data.target is not None else "test", data.samples, data.keys(), fold.test,
+                            images, y))
     if data.target is not None:
         t = data.target
-        evaluations.append(("target", t.samples, np.arange(len(t.samples)), t.images, t.y))
+        evaluations.append(("target", t.samples, t.keys(), np.arange(len(t.samples)), t.images, t.y))
     files: dict[str, bytes] = {}
-    for name, samples, idx, imgs, labels in evaluations:
+    for name, samples, keys, idx, imgs, labels in evaluations:
         probs = predict_proba(model, card, torch.from_numpy(imgs[idx]), device).cpu().numpy()
         pred = probs.argmax(axis=1)
         metrics = fold_metrics(labels[idx], pred, classes)
         results[name] = metrics
         suffix = "" if name in ("test", "source") else f"_{name}"
-        files[f"predictions{suffix}.csv"] = predictions_csv([samples[i] for i in idx], labels[idx], pred, probs,
-                                                            classes).encode()
+        files[f"predictions{suffix}.csv"] = predictions_csv([samples[i] for i in idx], [keys[i] for i in idx],
+                                                            labels[idx], pred, probs, classes).encode()
         files[f"confusion{suffix}.csv"] = confusion_csv(metrics["confusion"], classes).encode()
     files.update(_model_file(model))
     files["metrics.json"] = json_bytes(results)
@@ -152,11 +153,12 @@ def train_model(card: ModelCard, images: np.ndarray, y: np.ndarray, num_classes:
                progress=progress, validation=held_out)
 
 
-def predictions_csv(samples: list, y_true: np.ndarray, y_pred: np.ndarray, probs: np.ndarray,
+def predictions_csv(samples: list, keys: list[str], y_true: np.ndarray, y_pred: np.ndarray, probs: np.ndarray,
                     classes: list[str]) -> str:
-    """CSV text: path, subject, true and predicted class, then ``p_<class>`` probabilities."""
+    """CSV text: path (the samples' root-relative ``keys``), subject, true and predicted class,
+    then ``p_<class>`` probabilities."""
     frame = pd.DataFrame({
-        "path": [s.key for s in samples],
+        "path": keys,
         "subject": [s.subject for s in samples],
         "true": [classes[i] for i in y_true],
         "predicted": [classes[i] for i in y_pred],
