@@ -7,7 +7,13 @@ process keeps them busy.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -292,15 +298,90 @@ def test_populations_differ() -> None:
 
 def test_twin_root_caches_atomically(tmp_path: Path) -> None:
     name = f"jaffe-small-seed0-v{GENERATOR_VERSION}"
-    leftover = tmp_path / "synthetic" / f".{name}-killed"  # the temporary folder of a killed run
-    leftover.mkdir(parents=True)
+    host = socket.gethostname()
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                           text=True, check=True)
+    leftover = tmp_path / "synthetic" / f".{name}.partial-{host}-{int(ended.stdout)}-abc_123"  # of a killed run
+    running = tmp_path / "synthetic" / f".{name}.partial-{host}-{os.getpid()}-def_456"  # of a running one
+    elsewhere = tmp_path / "synthetic" / f".{name}.partial-other-host-{int(ended.stdout)}-ghi_789"
+    for folder in (leftover, running, elsewhere):
+        (folder / "cohn-kanade-images").mkdir(parents=True)
     root = twin_root("jaffe", shape="small", seed=0, cache_dir=tmp_path)
     assert root == tmp_path / "synthetic" / name
+    assert sorted(root.parent.iterdir()) == sorted([root, running, elsewhere])  # only the dead process's is gone
     stamp = {p: p.stat().st_mtime_ns for p in root.iterdir()}
     assert len(stamp) > 70
     assert twin_root("jaffe", shape="small", seed=0, cache_dir=tmp_path) == root
     assert {p: p.stat().st_mtime_ns for p in root.iterdir()} == stamp  # reused, not rewritten
-    assert not [p for p in root.parent.iterdir() if p.name.startswith(".") and p != leftover]
+
+
+KILLED_GENERATION = """
+import sys
+from ferbench.synth import twin_root
+twin_root("ckplus", shape="paper", seed=0, cache_dir=sys.argv[1], workers=2)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="lists processes through /proc (Linux)")
+def test_a_killed_generation_leaves_no_worker_and_no_temporary_folder(tmp_path: Path) -> None:
+    # kill -9 the parent as soon as its workers have written the first pictures of the paper
+    # twin (about a minute of work), then: its workers are gone within seconds, no file is
+    # written after that, and the next generation under the cache removes the temporary folder
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    parent = subprocess.Popen([sys.executable, "-c", KILLED_GENERATION, str(tmp_path)], env=env)
+    synthetic = tmp_path / "synthetic"
+    started = time.monotonic()
+    while not list(synthetic.glob(".ckplus-*/cohn-kanade-images/*/*/*.png")):
+        assert parent.poll() is None and time.monotonic() - started < 20, "generation did not start"
+        time.sleep(0.02)
+    children = _children(parent.pid)
+    assert len([pid for pid in children if b"spawn_main" in _cmdline(pid)]) == 2
+    parent.kill()
+    parent.wait()
+    killed = time.monotonic()
+    try:
+        while any(_alive(pid) for pid in children):
+            assert time.monotonic() - killed < 5, [_cmdline(pid) for pid in children if _alive(pid)]
+            time.sleep(0.05)
+    finally:  # a failing run must not leave its orphans writing
+        for pid in filter(_alive, children):
+            os.kill(pid, signal.SIGKILL)
+    (temp,) = synthetic.iterdir()
+    assert temp.name.startswith(".ckplus-paper-")
+    written = sorted(temp.rglob("*"))
+    time.sleep(0.5)
+    assert sorted(temp.rglob("*")) == written  # nothing writes there any more
+
+    jaffe = twin_root("jaffe", shape="small", seed=0, cache_dir=tmp_path, workers=1)
+    assert list(synthetic.iterdir()) == [jaffe]
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc/<n>/stat: ``n (name) state ppid ...``)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """True while process ``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] not in "ZX"
+    except OSError:
+        return False
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def test_unknown_names_are_refused(tmp_path: Path) -> None:

@@ -19,6 +19,9 @@ from __future__ import annotations
 import csv
 import io
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -458,13 +461,27 @@ def _run(jobs: list[Callable[[], Any]], workers: int) -> list[Any]:
     """Results of ``jobs`` in order, computed in ``workers`` processes (in this one if 1).
 
     Workers are spawned, not forked: a fork of a process whose OpenCV (or torch) thread pool
-    is running can deadlock.
+    is running can deadlock. Workers exit a fraction of a second after this process dies, however it dies.
     """
     if workers <= 1 or len(jobs) <= 1 or multiprocessing.current_process().daemon:  # daemons cannot fork
         return [job() for job in jobs]
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)) as pool:
         return list(pool.map(_call, jobs))
+
+
+def _start_worker(parent: int) -> None:
+    """Set up a worker: one OpenCV thread, and an exit as soon as process ``parent`` is gone
+    (a parent killed with SIGKILL cannot stop its workers; they would go on writing files)."""
+    cv2.setNumThreads(1)
+    threading.Thread(target=_exit_with, args=(parent,), name="exit-with-parent", daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    """Poll every 0.1 s whether this process still has ``parent`` as its parent; exit when not."""
+    while os.getppid() == parent:
+        time.sleep(0.1)
+    os._exit(1)
 
 
 def _call(job: Callable[[], Any]) -> Any:
