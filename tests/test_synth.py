@@ -162,22 +162,36 @@ def test_oulu_casia_small_layout(tmp_path: Path) -> None:
     for sequence in sequences:
         frames = sorted(p.name for p in sequence.iterdir())
         assert frames == [f"{k:03d}.jpeg" for k in range(len(frames))]
-        cropped = root / "Oulu_CASIA_VL_Cropped/Strong" / sequence.relative_to(original)
-        assert sorted(p.name for p in cropped.iterdir()) == frames
+        for copy in ("PreProcess_Img/VL_Acropped/Strong", "Oulu_CASIA_VL_Cropped/Strong"):
+            cropped = root / copy / sequence.relative_to(original)
+            assert sorted(p.name for p in cropped.iterdir()) == frames
+    crop = cv2.imread(str(root / "PreProcess_Img/VL_Acropped/Strong/P001/Anger/000.jpeg"))
+    assert crop.shape == (128, 128, 3)
 
 
 @pytest.mark.parametrize("seed", range(3))
 def test_mmi_plans_keep_their_counts(seed: int) -> None:
-    for shape, (n_subjects, n_sessions) in MMI_COUNTS.items():
+    for shape, counts in MMI_COUNTS.items():
         plan = plan_mmi(shape, seed)
         numbers = [s.session for s in plan]
-        assert len(plan) == n_sessions and numbers == sorted(set(numbers))  # unique, ascending
+        assert len(plan) == counts.sessions and numbers == sorted(set(numbers))  # unique, ascending
         subjects = sorted({s.subject for s in plan})
-        assert len(subjects) == n_subjects and all(re.fullmatch(r"S0[0-5]\d", s) for s in subjects)
-        for subject in subjects:  # each subject shows each expression at least once
-            assert {s.expression for s in plan if s.subject == subject} == set(MMI_EMOTIONS)
+        assert len(subjects) == counts.subjects and all(re.fullmatch(r"S0[0-5]\d", s) for s in subjects)
+        front = [s for s in plan if s.view == "0"]
+        assert len(front) == counts.front and {s.subject for s in front} == set(subjects)
+        assert {s.view for s in plan} == {"0", "1"}
+        free = [s for s in plan if not s.glasses]
+        assert len(free) == counts.glasses_free_sessions
+        assert len({s.subject for s in free}) == counts.subjects - counts.glasses_subjects
+        assert {s.view for s in free} == {s.view for s in plan if s.glasses} == {"0", "1"}  # the filters cross
+        for subject in subjects:  # glasses are worn in all or none of a subject's sessions
+            own = [s for s in plan if s.subject == subject]
+            assert len({s.glasses for s in own}) == 1
+            assert len({s.expression for s in own}) == min(6, len(own))  # the first six differ
         assert all(9 <= s.frames <= 15 and 0.8 <= s.peak <= 1.0 for s in plan)
-    assert len(plan_mmi("paper", seed)) == 209
+    paper = plan_mmi("paper", seed)  # ED²L: 236 sequences of 32, 209 front; C-SPP: 125 of 21 without glasses
+    assert (len(paper), sum(s.view == "0" for s in paper), sum(not s.glasses for s in paper)) == (236, 209, 125)
+    assert len({s.subject for s in paper if not s.glasses}) == 21
 
 
 def test_apex_is_neutral_at_both_ends_and_peaks_in_the_middle() -> None:
@@ -203,21 +217,30 @@ def test_mmi_small_layout_videos_and_metadata(ferbench_cache: str) -> None:
         metadata = (folder / f"{session.stem}.xml").read_text()
         code = MMI_EMOTIONS.index(session.expression) + 1
         assert f'<Metatag Name="Emotion" Value="{code}"/>' in metadata
+        assert f'<Metatag Name="Glasses" Value="{"yes" if session.glasses else "no"}"/>' in metadata
         info = (folder / "session.xml").read_text()
-        assert f'<subject id="{session.subject}"/>' in info and 'view="0"' in info
-    for folder in folders[::12]:  # decode a few videos: neutral -> apex in the middle -> neutral
-        session = plan[folder.name]
-        capture = cv2.VideoCapture(str(folder / f"{session.stem}.avi"))
-        frames = []
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            frames.append(frame)
-        capture.release()
+        assert f'<subject id="{session.subject}"/>' in info and f'view="{session.view}"' in info
+    apex_to_end = []  # neutral -> apex in the middle -> neutral: how much more the middle frame moved
+    for session in plan.values():
+        frames = _video_frames(root / "Sessions" / str(session.session) / f"{session.stem}.avi")
         assert len(frames) == session.frames and frames[0].shape == (288, 360, 3)
         first, middle, last = frames[0], frames[len(frames) // 2], frames[-1]
-        assert _local_change(middle, first) > 1.5 * _local_change(last, first), session
+        apex_to_end.append(_local_change(middle, first) / _local_change(last, first))
+        side_texture = float(first[:, :70].std(axis=1).mean())  # a profile frame is the front view
+        assert side_texture < 1.0 if session.view == "1" else side_texture > 3.0, session  # squeezed
+    assert min(apex_to_end) > 1.0 and np.median(apex_to_end) > 2.0
+
+
+def _video_frames(video: Path) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(video))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames
 
 
 def _local_change(a: np.ndarray, b: np.ndarray) -> float:
