@@ -10,7 +10,8 @@ A killed generation leaves nothing behind, even under ``kill -9``:
   watches its parent, see ``_run`` in :mod:`ferbench.synth.layouts`), so none keeps writing;
 - its temporary folder, ``.<twin>.partial-<host>-<pid>-<random>``, is removed by the next
   :func:`twin_root` call under the same cache once process ``<pid>`` of this host no longer
-  runs (POSIX; elsewhere such folders are left for the user to delete).
+  runs (POSIX; elsewhere such folders are left for the user to delete). A pid reused by a
+  new process only delays the removal until that one ends.
 
 :func:`write_twin` itself writes straight into the folder it is given: a killed call leaves
 the files written so far there (its workers exit all the same).
@@ -63,8 +64,8 @@ def twin_root(layout: str, shape: str = "paper", seed: int = 0, cache_dir: Path 
     """The root of the cached twin, generating it first (with ``workers``, see :func:`write_twin`) if needed.
 
     Cached under ``cache_dir`` (default ``$FERBENCH_CACHE`` or ``~/.cache/ferbench``) in
-    ``synthetic/<layout>-<shape>-seed<seed>-v<GENERATOR_VERSION>``. Temporary folders of
-    killed generations found there are removed first.
+    ``synthetic/<layout>-<shape>-seed<seed>-v<GENERATOR_VERSION>``. Temporary folders that
+    killed generations left there are removed first (:func:`remove_abandoned`).
     """
     if layout not in WRITERS:
         raise UnknownName("synthetic layout", layout, LAYOUTS)
@@ -72,9 +73,9 @@ def twin_root(layout: str, shape: str = "paper", seed: int = 0, cache_dir: Path 
     base = Path(cache_dir) if cache_dir is not None else Path(
         os.environ.get("FERBENCH_CACHE", Path.home() / ".cache" / "ferbench"))
     final = base / "synthetic" / f"{layout}-{shape}-seed{seed}-v{GENERATOR_VERSION}"
+    remove_abandoned(final.parent)
     if not final.is_dir():
         final.parent.mkdir(parents=True, exist_ok=True)
-        remove_abandoned(final.parent)
         prefix = f".{final.name}.partial-{socket.gethostname()}-{os.getpid()}-"
         temp = Path(tempfile.mkdtemp(prefix=prefix, dir=final.parent))
         try:
