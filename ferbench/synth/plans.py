@@ -299,16 +299,17 @@ def plan_mmi(shape: str, seed: int) -> list[MmiSession]:
     glasses = np.zeros(counts.subjects, bool)
     glasses[rng.choice(counts.subjects, counts.glasses_subjects, replace=False)] = True
     shares = np.zeros(counts.subjects, int)
-    profile = set()
-    profiles_free = round((counts.sessions - counts.front) * counts.glasses_free_sessions / counts.sessions)
-    for group, total, n_profile in ((~glasses, counts.glasses_free_sessions, profiles_free),
-                                    (glasses, counts.sessions - counts.glasses_free_sessions,
-                                     counts.sessions - counts.front - profiles_free)):
+    profile: set[tuple[int, int]] = set()  # (subject index, session index within the subject)
+    n_profile = counts.sessions - counts.front
+    free_profiles = round(n_profile * counts.glasses_free_sessions / counts.sessions)
+    for group, total, group_profiles in ((~glasses, counts.glasses_free_sessions, free_profiles),
+                                         (glasses, counts.sessions - counts.glasses_free_sessions,
+                                          n_profile - free_profiles)):
         members = np.flatnonzero(group)
         shares[members] = total // len(members)
         shares[rng.choice(members, total % len(members), replace=False)] += 1
-        later = [(int(i), k) for i in members for k in range(1, int(shares[i]))]  # (subject, session index)
-        profile.update(later[j] for j in rng.choice(len(later), n_profile, replace=False))
+        later = [(int(i), k) for i in members for k in range(1, int(shares[i]))]
+        profile.update(later[j] for j in rng.choice(len(later), group_profiles, replace=False))
     numbers = iter(100 + np.cumsum(rng.integers(1, 4, counts.sessions)))
     sessions = []
     for i, (number, share) in enumerate(zip(ids, shares)):
