@@ -125,7 +125,8 @@ class Mmi(DatasetLoader):
         for path, index, frame in frames:
             yield Sample(
                 dataset=self.name, path=str(path), subject=subject, label=label, code=code,
-                sequence=folder.name, frame=frame, index=index, attrs={"session": folder.name, "view": view, "glasses": glasses},
+                sequence=folder.name, frame=frame, index=index,
+                attrs={"session": folder.name, "view": view, "glasses": glasses},
             )
 
 
