@@ -284,6 +284,38 @@ def test_oulu_casia_options_pick_camera_illumination_and_crops(tmp_path: Path) -
         load("oulu_casia", tmp_path)
 
 
+def test_oulu_casia_reads_the_preprocess_img_crops(tmp_path: Path) -> None:
+    # the dataset's own crops, as public preparation scripts read them
+    make_oulu(tmp_path, Path("PreProcess_Img", "VL_Acropped", "Strong"))
+    make_oulu(tmp_path, Path("PreProcess_Img", "NI_Acropped", "Dark"))
+    samples = load("oulu_casia", tmp_path, cropped=True)
+    assert len(samples) == 18 and all("/PreProcess_Img/VL_Acropped/Strong/P00" in s.path for s in samples)
+    sample = next(s for s in samples if s.subject == "P001" and s.sequence == "Anger" and s.frame == 1)
+    assert facts(sample) == (
+        "P001", "Anger", 1, "anger", "Anger", {"camera": "VL", "illumination": "Strong", "cropped": True}
+    )
+    assert Path(sample.path).relative_to(tmp_path).as_posix() == "PreProcess_Img/VL_Acropped/Strong/P001/Anger/001.jpeg"
+    infrared = load("oulu_casia", tmp_path, camera="NI", illumination="Dark", cropped=True)
+    assert len(infrared) == 18 and all("/PreProcess_Img/NI_Acropped/Dark/" in s.path for s in infrared)
+    with pytest.raises(DatasetNotFound, match="PreProcess_Img/VL_Acropped/Weak/P001/Anger/000.jpeg` or "
+                                              "`Oulu_CASIA_VL_Cropped/Weak/P001"):
+        load("oulu_casia", tmp_path, illumination="Weak", cropped=True)
+
+
+def test_oulu_casia_auto_prefers_preprocess_img_over_the_other_cropped_copy(tmp_path: Path) -> None:
+    make_oulu(tmp_path / "data", Path("Oulu_CASIA_VL_Cropped", "Strong"))
+    only_other = load("oulu_casia", tmp_path, cropped=True)  # found 1 level below the root
+    assert len(only_other) == 18 and all("/Oulu_CASIA_VL_Cropped/Strong/" in s.path for s in only_other)
+    make_oulu(tmp_path / "data", Path("PreProcess_Img", "VL_Acropped", "Strong"))
+    write_image(tmp_path / "data/PreProcess_Img/VL_Acropped/Strong/P003/Anger/000.jpeg")
+    both = load("oulu_casia", tmp_path, cropped=True)
+    assert len(both) == 19 and all("/PreProcess_Img/" in s.path for s in both)
+    chosen = load("oulu_casia", tmp_path, cropped=True, cropped_copy="oulu_casia_cropped")
+    assert [s.path for s in chosen] == [s.path for s in only_other]
+    with pytest.raises(ValueError, match="cropped_copy: preprocess_img needs cropped: true"):
+        load("oulu_casia", tmp_path, cropped_copy="preprocess_img")
+
+
 def test_oulu_casia_unknown_expression_folder_suggests_the_right_one(tmp_path: Path) -> None:
     root = make_oulu(tmp_path, Path("OriginalImg", "VL", "Strong"))
     write_image(root / "OriginalImg" / "VL" / "Strong" / "P001" / "Suprise" / "000.jpeg")
@@ -321,12 +353,63 @@ def test_mmi_sessions_become_frame_samples_of_the_video(tmp_path: Path) -> None:
     assert len(samples) == 7 * 3
     assert_sorted(samples)
     sample = next(s for s in samples if s.sequence == "104" and s.frame == 2)
-    assert facts(sample) == ("S002", "104", 2, "happy", "4", {"session": "104", "view": "0"})
+    assert facts(sample) == ("S002", "104", 2, "happy", "4", {"session": "104", "view": "0", "glasses": None})
     assert sample.index == 2 and sample.path.endswith("S002-104.avi")
     assert {s.code: s.label for s in samples if s.code} == MMI_CODES
     assert {(s.label, s.code) for s in samples if s.sequence == "107"} == {(None, None)}
     frame = loader.read(sample)
     assert frame.shape == (16, 16, 3) and abs(float(frame.mean()) - 80) < 8
+
+
+def make_mmi_views(root: Path) -> Path:
+    """Sessions 201-206 of S001 (201-203) and S002 (204-206): (view, glasses) per session."""
+    sessions = {201: ("0", "no"), 202: ("1", "no"), 203: ("2", "No"), 204: ("0", "yes"), 205: ("1", "1"),
+                206: ("0", "true")}
+    for number, (view, glasses) in sessions.items():
+        folder = root / "Sessions" / str(number)
+        stem = f"S00{1 + (number > 203)}-{number}"
+        write_video(folder / f"{stem}.avi", 2)
+        write_text(folder / f"{stem}.xml", f'<Metadata><Metatag Name="Emotion" Value="{number % 6 + 1}"/>'
+                                           f'<Metatag Name="Glasses" Value="{glasses}"/></Metadata>')
+        write_text(folder / "session.xml", f'<session sessionId="{number}"><subject id="{stem[:4]}"/>'
+                                           f'<track id="0" view="{view}" type="Video"/></session>')
+    return root
+
+
+@pytest.mark.parametrize("options, sessions", [
+    ({}, {"201", "202", "203", "204", "205", "206"}),
+    ({"view": "front"}, {"201", "204", "206"}),
+    ({"view": "profile"}, {"202", "205"}),
+    ({"view": "dual"}, {"203"}),
+    ({"glasses": "exclude"}, {"201", "202", "203"}),
+    ({"glasses": "only"}, {"204", "205", "206"}),
+    ({"view": "front", "glasses": "exclude"}, {"201"}),
+])
+def test_mmi_view_and_glasses_options_select_sessions(tmp_path: Path, options: dict, sessions: set) -> None:
+    samples = load("mmi", make_mmi_views(tmp_path), **options)
+    assert {s.sequence for s in samples} == sessions and len(samples) == 2 * len(sessions)
+    glasses = {s.sequence: s.attrs["glasses"] for s in samples}
+    assert all(glasses[n] is (n >= "204") for n in sessions)
+
+
+def test_mmi_options_need_their_metadata(tmp_path: Path) -> None:
+    root = make_mmi(tmp_path)  # session.xml with view 0, metadata without a Glasses Metatag
+    assert len(load("mmi", root, view="front")) == 7 * 3
+    with pytest.raises(DataError, match="Sessions: none of the 7 sessions has view: dual and glasses: any"):
+        load("mmi", root, view="dual")
+    with pytest.raises(DataError, match='Sessions/101: session has no <Metatag Name="Glasses">, needed by glasses: ex'):
+        load("mmi", root, glasses="exclude")
+    (root / "Sessions" / "101" / "session.xml").unlink()
+    with pytest.raises(DataError, match="Sessions/101: session has no <track view=...> .*needed by view: profile"):
+        load("mmi", root, view="profile")
+
+
+def test_mmi_glasses_value_must_be_yes_or_no(tmp_path: Path) -> None:
+    root = make_mmi_views(tmp_path)
+    write_text(root / "Sessions" / "201" / "S001-201.xml",
+               '<Metadata><Metatag Name="Emotion" Value="1"/><Metatag Name="Glasses" Value="maybe"/></Metadata>')
+    with pytest.raises(DataError, match="S001-201.xml: Glasses Metatag value 'maybe' is not one of yes, no"):
+        load("mmi", root, glasses="only")
 
 
 def test_mmi_non_numeric_emotion_value_is_an_error(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """Every shipped protocol validates, selects the paper's counts on its paper-shaped twin,
 and every subject-independent one is leakage-free with the exact DeRL fold membership."""
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from ferbench.errors import FerbenchError
 from ferbench.pipeline import describe, load_protocol_data
 from ferbench.protocol import load_protocol
 from ferbench.splits import natural_key
+from ferbench.synth.plans import plan_mmi
 
 PROTOCOLS = sorted((Path(__file__).parents[1] / "protocols").glob("*.yaml"))
 
@@ -92,14 +94,16 @@ def test_oulu_casia_counts_on_paper_twin():
 
 
 def test_mmi_counts_on_paper_twin():
-    # ED²L: 209 front-view sequences of 32 subjects, three middle frames each
+    # ED²L: 209 front-view sequences of 32 subjects (of 236), three middle frames each
     ed2l = inspect("mmi_6cls_ed2l")
     assert (ed2l["total"], ed2l["subjects"], ed2l["sequences"]) == (627, 32, 209)
     assert len(ed2l["folds"]) == 10 and ed2l["leakage"] is False
-    assert min(ed2l["per_class"].values()) >= 3 * 32  # every subject shows every expression
-    # C-SPP: the same sequences, two frames each (the paper's glasses-free 125 are not reproduced)
+    front = Counter(s.expression for s in plan_mmi("paper", 0) if s.view == "0")
+    assert ed2l["per_class"] == {label: 3 * n for label, n in front.items()}
+    # C-SPP: the 125 glasses-free sequences of 21 people, two frames each
     cspp = inspect("mmi_6cls_cspp")
-    assert (cspp["total"], cspp["subjects"], len(cspp["folds"]), cspp["leakage"]) == (418, 32, 7, False)
+    assert (cspp["total"], cspp["subjects"], cspp["sequences"]) == (250, 21, 125)
+    assert len(cspp["folds"]) == 7 and cspp["leakage"] is False
 
 
 def test_bu3dfe_counts_on_paper_twin():
@@ -110,10 +114,10 @@ def test_bu3dfe_counts_on_paper_twin():
 
 
 def test_cross_dataset_counts_on_paper_twins():
-    # C-SPP: the 8 fold models of CK+ (927 images, 106 subjects) evaluated on MMI (2 frames x 209)
+    # C-SPP: the 8 fold models of CK+ (927 images, 106 subjects) evaluated on MMI (2 frames x 125)
     mmi = inspect("cross_ckplus_mmi_cspp")
     assert (mmi["total"], mmi["subjects"], len(mmi["folds"]), mmi["leakage"]) == (927, 106, 8, False)
-    assert mmi["target"]["total"] == 418
+    assert mmi["target"]["total"] == 250
     oulu = inspect("cross_ckplus_oulu_casia")
     assert (oulu["total"], oulu["target"]["total"], len(oulu["folds"])) == (927, 1440, 1)
     # FER2013 (small twin) -> CK+: last 3 of the 309 non-contempt + 327 first frames as neutral

@@ -7,7 +7,13 @@ process keeps them busy.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -156,22 +162,36 @@ def test_oulu_casia_small_layout(tmp_path: Path) -> None:
     for sequence in sequences:
         frames = sorted(p.name for p in sequence.iterdir())
         assert frames == [f"{k:03d}.jpeg" for k in range(len(frames))]
-        cropped = root / "Oulu_CASIA_VL_Cropped/Strong" / sequence.relative_to(original)
-        assert sorted(p.name for p in cropped.iterdir()) == frames
+        for copy in ("PreProcess_Img/VL_Acropped/Strong", "Oulu_CASIA_VL_Cropped/Strong"):
+            cropped = root / copy / sequence.relative_to(original)
+            assert sorted(p.name for p in cropped.iterdir()) == frames
+    crop = cv2.imread(str(root / "PreProcess_Img/VL_Acropped/Strong/P001/Anger/000.jpeg"))
+    assert crop.shape == (128, 128, 3)
 
 
 @pytest.mark.parametrize("seed", range(3))
 def test_mmi_plans_keep_their_counts(seed: int) -> None:
-    for shape, (n_subjects, n_sessions) in MMI_COUNTS.items():
+    for shape, counts in MMI_COUNTS.items():
         plan = plan_mmi(shape, seed)
         numbers = [s.session for s in plan]
-        assert len(plan) == n_sessions and numbers == sorted(set(numbers))  # unique, ascending
+        assert len(plan) == counts.sessions and numbers == sorted(set(numbers))  # unique, ascending
         subjects = sorted({s.subject for s in plan})
-        assert len(subjects) == n_subjects and all(re.fullmatch(r"S0[0-5]\d", s) for s in subjects)
-        for subject in subjects:  # each subject shows each expression at least once
-            assert {s.expression for s in plan if s.subject == subject} == set(MMI_EMOTIONS)
+        assert len(subjects) == counts.subjects and all(re.fullmatch(r"S0[0-5]\d", s) for s in subjects)
+        front = [s for s in plan if s.view == "0"]
+        assert len(front) == counts.front and {s.subject for s in front} == set(subjects)
+        assert {s.view for s in plan} == {"0", "1"}
+        free = [s for s in plan if not s.glasses]
+        assert len(free) == counts.glasses_free_sessions
+        assert len({s.subject for s in free}) == counts.subjects - counts.glasses_subjects
+        assert {s.view for s in free} == {s.view for s in plan if s.glasses} == {"0", "1"}  # the filters cross
+        for subject in subjects:  # glasses are worn in all or none of a subject's sessions
+            own = [s for s in plan if s.subject == subject]
+            assert len({s.glasses for s in own}) == 1
+            assert len({s.expression for s in own}) == min(6, len(own))  # the first six differ
         assert all(9 <= s.frames <= 15 and 0.8 <= s.peak <= 1.0 for s in plan)
-    assert len(plan_mmi("paper", seed)) == 209
+    paper = plan_mmi("paper", seed)  # ED²L: 236 sequences of 32, 209 front; C-SPP: 125 of 21 without glasses
+    assert (len(paper), sum(s.view == "0" for s in paper), sum(not s.glasses for s in paper)) == (236, 209, 125)
+    assert len({s.subject for s in paper if not s.glasses}) == 21
 
 
 def test_apex_is_neutral_at_both_ends_and_peaks_in_the_middle() -> None:
@@ -197,21 +217,30 @@ def test_mmi_small_layout_videos_and_metadata(ferbench_cache: str) -> None:
         metadata = (folder / f"{session.stem}.xml").read_text()
         code = MMI_EMOTIONS.index(session.expression) + 1
         assert f'<Metatag Name="Emotion" Value="{code}"/>' in metadata
+        assert f'<Metatag Name="Glasses" Value="{"yes" if session.glasses else "no"}"/>' in metadata
         info = (folder / "session.xml").read_text()
-        assert f'<subject id="{session.subject}"/>' in info and 'view="0"' in info
-    for folder in folders[::12]:  # decode a few videos: neutral -> apex in the middle -> neutral
-        session = plan[folder.name]
-        capture = cv2.VideoCapture(str(folder / f"{session.stem}.avi"))
-        frames = []
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            frames.append(frame)
-        capture.release()
+        assert f'<subject id="{session.subject}"/>' in info and f'view="{session.view}"' in info
+    apex_to_end = []  # neutral -> apex in the middle -> neutral: how much more the middle frame moved
+    for session in plan.values():
+        frames = _video_frames(root / "Sessions" / str(session.session) / f"{session.stem}.avi")
         assert len(frames) == session.frames and frames[0].shape == (288, 360, 3)
         first, middle, last = frames[0], frames[len(frames) // 2], frames[-1]
-        assert _local_change(middle, first) > 1.5 * _local_change(last, first), session
+        apex_to_end.append(_local_change(middle, first) / _local_change(last, first))
+        side_texture = float(first[:, :70].std(axis=1).mean())  # a profile frame is the front view
+        assert side_texture < 1.0 if session.view == "1" else side_texture > 3.0, session  # squeezed
+    assert min(apex_to_end) > 1.0 and np.median(apex_to_end) > 2.0
+
+
+def _video_frames(video: Path) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(video))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames
 
 
 def _local_change(a: np.ndarray, b: np.ndarray) -> float:
@@ -292,15 +321,90 @@ def test_populations_differ() -> None:
 
 def test_twin_root_caches_atomically(tmp_path: Path) -> None:
     name = f"jaffe-small-seed0-v{GENERATOR_VERSION}"
-    leftover = tmp_path / "synthetic" / f".{name}-killed"  # the temporary folder of a killed run
-    leftover.mkdir(parents=True)
+    host = socket.gethostname()
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                           text=True, check=True)
+    leftover = tmp_path / "synthetic" / f".{name}.partial-{host}-{int(ended.stdout)}-abc_123"  # of a killed run
+    running = tmp_path / "synthetic" / f".{name}.partial-{host}-{os.getpid()}-def_456"  # of a running one
+    elsewhere = tmp_path / "synthetic" / f".{name}.partial-other-host-{int(ended.stdout)}-ghi_789"
+    for folder in (leftover, running, elsewhere):
+        (folder / "cohn-kanade-images").mkdir(parents=True)
     root = twin_root("jaffe", shape="small", seed=0, cache_dir=tmp_path)
     assert root == tmp_path / "synthetic" / name
+    assert sorted(root.parent.iterdir()) == sorted([root, running, elsewhere])  # only the dead process's is gone
     stamp = {p: p.stat().st_mtime_ns for p in root.iterdir()}
     assert len(stamp) > 70
     assert twin_root("jaffe", shape="small", seed=0, cache_dir=tmp_path) == root
     assert {p: p.stat().st_mtime_ns for p in root.iterdir()} == stamp  # reused, not rewritten
-    assert not [p for p in root.parent.iterdir() if p.name.startswith(".") and p != leftover]
+
+
+KILLED_GENERATION = """
+import sys
+from ferbench.synth import twin_root
+twin_root("ckplus", shape="paper", seed=0, cache_dir=sys.argv[1], workers=2)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="lists processes through /proc (Linux)")
+def test_a_killed_generation_leaves_no_worker_and_no_temporary_folder(tmp_path: Path) -> None:
+    # kill -9 the parent as soon as its workers have written the first pictures of the paper
+    # twin (about a minute of work), then: its workers are gone within seconds, no file is
+    # written after that, and the next generation under the cache removes the temporary folder
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    parent = subprocess.Popen([sys.executable, "-c", KILLED_GENERATION, str(tmp_path)], env=env)
+    synthetic = tmp_path / "synthetic"
+    started = time.monotonic()
+    while not list(synthetic.glob(".ckplus-*/cohn-kanade-images/*/*/*.png")):
+        assert parent.poll() is None and time.monotonic() - started < 20, "generation did not start"
+        time.sleep(0.02)
+    children = _children(parent.pid)
+    assert len([pid for pid in children if b"spawn_main" in _cmdline(pid)]) == 2
+    parent.kill()
+    parent.wait()
+    killed = time.monotonic()
+    try:
+        while any(_alive(pid) for pid in children):
+            assert time.monotonic() - killed < 5, [_cmdline(pid) for pid in children if _alive(pid)]
+            time.sleep(0.05)
+    finally:  # a failing run must not leave its orphans writing
+        for pid in filter(_alive, children):
+            os.kill(pid, signal.SIGKILL)
+    (temp,) = synthetic.iterdir()
+    assert temp.name.startswith(".ckplus-paper-")
+    written = sorted(temp.rglob("*"))
+    time.sleep(0.5)
+    assert sorted(temp.rglob("*")) == written  # nothing writes there any more
+
+    jaffe = twin_root("jaffe", shape="small", seed=0, cache_dir=tmp_path, workers=1)
+    assert list(synthetic.iterdir()) == [jaffe]
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc/<n>/stat: ``n (name) state ppid ...``)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """True while process ``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] not in "ZX"
+    except OSError:
+        return False
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def test_unknown_names_are_refused(tmp_path: Path) -> None:

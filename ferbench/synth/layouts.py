@@ -11,7 +11,8 @@ CK+ sequences have 6-10 frames (real: 10-60); Oulu-CASIA 6-10 frames, VL camera 
 illumination only; FER2013 and RAF-DB write 1/10 of the rows (2871/359/359 and 1227/307) with
 the real class proportions; KDEF only the straight view; pictures are smaller than the real
 ones (BU-3DFE 192x192 gray, NimStim 240x192 gray, KDEF 381x281, MMI 360x288 videos of 9-15
-frames); RAF-DB only aligned faces; MMI only the front-view sessions with an Emotion label.
+frames); RAF-DB only aligned faces; MMI only sessions with an Emotion label, front or profile view
+(no dual view).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from __future__ import annotations
 import csv
 import io
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -191,11 +195,15 @@ OULU_FOLDERS = {"anger": "Anger", "disgust": "Disgust", "fear": "Fear", "happy":
 
 @layout("oulu_casia")
 def write_oulu_casia(out_dir: Path, shape: str, seed: int, workers: int = 1) -> Path:
-    """``OriginalImg/VL/Strong/P001/Anger/000.jpeg`` (320x240 colour) and 128x128 face crops
-    under ``Oulu_CASIA_VL_Cropped/Strong/``: 80 subjects (small: 10) x 6 sequences of 6-10 frames."""
+    """``OriginalImg/VL/Strong/P001/Anger/000.jpeg`` (320x240 colour) and the same 128x128 face
+    crops under both cropped copies, ``PreProcess_Img/VL_Acropped/Strong/`` and
+    ``Oulu_CASIA_VL_Cropped/Strong/``: 80 subjects (small: 10) x 6 sequences of 6-10 frames."""
     subjects = [f"P{i:03d}" for i in range(1, (80 if check_shape(shape) == "paper" else 10) + 1)]
     _run([partial(_write_oulu_subject, out_dir, seed, s) for s in subjects], workers)
     return out_dir
+
+
+OULU_CROPPED = ("PreProcess_Img/VL_Acropped/Strong", "Oulu_CASIA_VL_Cropped/Strong")
 
 
 def _write_oulu_subject(root: Path, seed: int, subject: str) -> None:
@@ -207,9 +215,11 @@ def _write_oulu_subject(root: Path, seed: int, subject: str) -> None:
             frame_rng = stream(seed, "oulu_casia", subject, folder, k)
             image, landmarks = render_face(identity, expression, ramp(k, frames), (240, 320), frame_rng)
             picture = colorize(image, identity.tint)
-            _write_image(root / "OriginalImg/VL/Strong" / subject / folder / f"{k:03d}.jpeg", picture)
-            _write_image(root / "Oulu_CASIA_VL_Cropped/Strong" / subject / folder / f"{k:03d}.jpeg",
-                         face_crop(picture, landmarks, 128, margin=0.1))
+            name = Path(subject, folder, f"{k:03d}.jpeg")
+            _write_image(root / "OriginalImg/VL/Strong" / name, picture)
+            crop = face_crop(picture, landmarks, 128, margin=0.1)
+            for top in OULU_CROPPED:
+                _write_image(root / top / name, crop)
 
 
 # --------------------------------------------------------------------------- MMI
@@ -219,21 +229,26 @@ MMI_FPS = 25.0
 MMI_METADATA = """<?xml version="1.0" encoding="utf-8"?>
 <Metadata>
   <Metatag Name="Emotion" Value="{code}"/>
+  <Metatag Name="Glasses" Value="{glasses}"/>
 </Metadata>
 """
 MMI_SESSION = """<?xml version="1.0" encoding="utf-8"?>
 <session sessionId="{session}">
   <subject id="{subject}"/>
-  <track id="0" view="0" type="Video" filename="{stem}.avi"/>
+  <track id="0" view="{view}" type="Video" filename="{stem}.avi"/>
 </session>
 """
+MMI_PROFILE_WIDTH = 0.55  # a profile frame: the front view squeezed to this width (no head turn is drawn)
 
 
 @layout("mmi")
 def write_mmi(out_dir: Path, shape: str, seed: int, workers: int = 1) -> Path:
     """``Sessions/<n>/S001-<n>.avi`` (MJPG, 360x288 colour, 25 fps), its metadata ``S001-<n>.xml``
-    (``<Metatag Name="Emotion" Value="1-6"/>``) and ``session.xml`` (subject, front-view track):
-    neutral -> apex in the middle -> neutral. Paper: 32 subjects, 209 sessions; small: 10, 60."""
+    (``<Metatag Name="Emotion" Value="1-6"/>`` and ``Name="Glasses" Value="yes|no"``) and
+    ``session.xml`` (subject, track view 0 front or 1 profile): neutral -> apex in the middle ->
+    neutral. Subjects with glasses wear them in every frame; a profile video shows the face
+    squeezed sideways. Paper: 32 subjects, 236 sessions, 209 front-view, 125 of the 21
+    subjects without glasses; small: 12, 84, 72, 63 of 9."""
     sessions: dict[str, list[MmiSession]] = {}
     for session in plan_mmi(shape, seed):
         sessions.setdefault(session.subject, []).append(session)
@@ -242,7 +257,7 @@ def write_mmi(out_dir: Path, shape: str, seed: int, workers: int = 1) -> Path:
 
 
 def _write_mmi_subject(root: Path, seed: int, subject: str, sessions: list[MmiSession]) -> None:
-    identity = sample_identity("ck", stream(seed, "mmi", subject), key=subject)
+    identity = replace(sample_identity("ck", stream(seed, "mmi", subject), key=subject), glasses=sessions[0].glasses)
     for session in sessions:
         folder = root / "Sessions" / str(session.session)
         frames = []
@@ -250,10 +265,22 @@ def _write_mmi_subject(root: Path, seed: int, subject: str, sessions: list[MmiSe
             intensity = session.peak * apex(k, session.frames)
             rng = stream(seed, "mmi", session.session, k)
             image, _ = render_face(identity, session.expression, intensity, MMI_SIZE, rng)
-            frames.append(colorize(image, identity.tint))
+            frame = colorize(image, identity.tint)
+            frames.append(frame if session.view == "0" else _squeezed(frame, MMI_PROFILE_WIDTH))
         _write_video(folder / f"{session.stem}.avi", frames, MMI_FPS)
-        _write_text(folder / f"{session.stem}.xml", MMI_METADATA.format(code=MMI_EMOTIONS.index(session.expression) + 1))
-        _write_text(folder / "session.xml", MMI_SESSION.format(session=session.session, subject=subject, stem=session.stem))
+        _write_text(folder / f"{session.stem}.xml", MMI_METADATA.format(
+            code=MMI_EMOTIONS.index(session.expression) + 1, glasses="yes" if session.glasses else "no"))
+        _write_text(folder / "session.xml", MMI_SESSION.format(session=session.session, subject=subject,
+                                                              view=session.view, stem=session.stem))
+
+
+def _squeezed(picture: np.ndarray, width: float) -> np.ndarray:
+    """``picture`` squeezed horizontally to ``width`` (a fraction) of its width and centred,
+    its edge columns repeated over the freed sides."""
+    height, full = picture.shape[:2]
+    narrow = cv2.resize(picture, (round(full * width), height), interpolation=cv2.INTER_AREA)
+    left = (full - narrow.shape[1]) // 2
+    return cv2.copyMakeBorder(narrow, 0, 0, left, full - narrow.shape[1] - left, cv2.BORDER_REPLICATE)
 
 
 # --------------------------------------------------------------------------- FER2013
@@ -458,13 +485,27 @@ def _run(jobs: list[Callable[[], Any]], workers: int) -> list[Any]:
     """Results of ``jobs`` in order, computed in ``workers`` processes (in this one if 1).
 
     Workers are spawned, not forked: a fork of a process whose OpenCV (or torch) thread pool
-    is running can deadlock.
+    is running can deadlock. Workers exit a fraction of a second after this process dies, however it dies.
     """
     if workers <= 1 or len(jobs) <= 1 or multiprocessing.current_process().daemon:  # daemons cannot fork
         return [job() for job in jobs]
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)) as pool:
         return list(pool.map(_call, jobs))
+
+
+def _start_worker(parent: int) -> None:
+    """Set up a worker: one OpenCV thread, and an exit as soon as process ``parent`` is gone
+    (a parent killed with SIGKILL cannot stop its workers; they would go on writing files)."""
+    cv2.setNumThreads(1)
+    threading.Thread(target=_exit_with, args=(parent,), name="exit-with-parent", daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    """Poll every 0.1 s whether this process still has ``parent`` as its parent; exit when not."""
+    while os.getppid() == parent:
+        time.sleep(0.1)
+    os._exit(1)
 
 
 def _call(job: Callable[[], Any]) -> Any:

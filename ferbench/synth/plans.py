@@ -4,8 +4,9 @@
 sequences, 327 labelled ones from 118 subjects with the published per-class counts, 309
 non-contempt ones from 106 subjects, and the labelled sequences per fold 33/39/40/35/30/37/
 29/29/33/22 of the 10-fold split by ascending subject id; JAFFE: 213 images with the
-per-code counts of a real copy; MMI: the 209 front-view sessions of 32 subjects that ED²L
-selects). ``small`` plans keep every class and enough subjects for 10-fold subject splits.
+per-code counts of a real copy; MMI: 236 labelled sessions of 32 subjects, of which the 209
+front-view ones are those ED²L selects and the 125 of the 21 subjects without glasses those
+C-SPP keeps). ``small`` plans keep every class and enough subjects for 10-fold subject splits.
 """
 
 from __future__ import annotations
@@ -246,13 +247,15 @@ def draw_labels(rng: np.random.Generator, n: int, proportions: dict[str, int]) -
 
 @dataclass(frozen=True)
 class MmiSession:
-    """One MMI session: a front-view onset-apex-offset video of one basic expression."""
+    """One MMI session: an onset-apex-offset video of one basic expression."""
 
     session: int       # folder name under ``Sessions/``; also the take number in the video name
     subject: str       # "S001"
     expression: str
     frames: int
     peak: float        # intensity at the apex (the middle frame)
+    view: str          # track view code of ``session.xml``: "0" front, "1" profile
+    glasses: bool      # the subject wears glasses
 
     @property
     def stem(self) -> str:
@@ -260,7 +263,22 @@ class MmiSession:
         return f"{self.subject}-{self.session:03d}"
 
 
-MMI_COUNTS: dict[str, tuple[int, int]] = {"paper": (32, 209), "small": (10, 60)}  # (subjects, sessions)
+@dataclass(frozen=True)
+class MmiCounts:
+    """Structure of an MMI twin: labelled sessions of all views, of which ``front`` are front
+    view, and ``glasses_subjects`` subjects who wear glasses in all their sessions."""
+
+    subjects: int
+    sessions: int
+    front: int
+    glasses_subjects: int
+    glasses_free_sessions: int  # sessions of the other subjects, all views
+
+
+MMI_COUNTS: dict[str, MmiCounts] = {
+    "paper": MmiCounts(32, 236, 209, 11, 125),  # ED²L: 236 of 32, 209 front; C-SPP: 125 of 21 glasses-free
+    "small": MmiCounts(12, 84, 72, 3, 63),
+}
 MMI_FRAMES = (9, 15)  # frames per video, inclusive (real videos run for seconds at 25 fps)
 MMI_EMOTIONS: tuple[str, ...] = ("anger", "disgust", "fear", "happy", "sadness", "surprise")
 
@@ -268,22 +286,38 @@ MMI_EMOTIONS: tuple[str, ...] = ("anger", "disgust", "fear", "happy", "sadness",
 def plan_mmi(shape: str, seed: int) -> list[MmiSession]:
     """Sessions of an MMI twin, by ascending session number.
 
-    Subjects (ids 1-54 with gaps) get an equal share of the sessions, the remainder going one
-    each to random subjects; a subject's first six sessions show the six expressions (in a
-    random order), any further one a random expression. Session numbers ascend with gaps.
+    Subjects (ids 1-54 with gaps) are drawn to wear glasses or not; each group shares its
+    sessions equally, the remainder going one each to random subjects. A subject's first six
+    sessions show the six expressions (in a random order), any further one a random
+    expression. The profile-view sessions are drawn from all but each subject's first
+    session (every subject keeps a front view), split between the groups in proportion to
+    their sessions. Session numbers ascend with gaps.
     """
-    n_subjects, n_sessions = MMI_COUNTS[check_shape(shape)]
+    counts = MMI_COUNTS[check_shape(shape)]
     rng = stream(seed, "mmi-plan")
-    ids = np.sort(rng.choice(np.arange(1, 55), n_subjects, replace=False))
-    shares = np.full(n_subjects, n_sessions // n_subjects)
-    shares[rng.choice(n_subjects, n_sessions % n_subjects, replace=False)] += 1
-    numbers = iter(100 + np.cumsum(rng.integers(1, 4, n_sessions)))
+    ids = np.sort(rng.choice(np.arange(1, 55), counts.subjects, replace=False))
+    glasses = np.zeros(counts.subjects, bool)
+    glasses[rng.choice(counts.subjects, counts.glasses_subjects, replace=False)] = True
+    shares = np.zeros(counts.subjects, int)
+    profile: set[tuple[int, int]] = set()  # (subject index, session index within the subject)
+    n_profile = counts.sessions - counts.front
+    free_profiles = round(n_profile * counts.glasses_free_sessions / counts.sessions)
+    for group, total, group_profiles in ((~glasses, counts.glasses_free_sessions, free_profiles),
+                                         (glasses, counts.sessions - counts.glasses_free_sessions,
+                                          n_profile - free_profiles)):
+        members = np.flatnonzero(group)
+        shares[members] = total // len(members)
+        shares[rng.choice(members, total % len(members), replace=False)] += 1
+        later = [(int(i), k) for i in members for k in range(1, int(shares[i]))]
+        profile.update(later[j] for j in rng.choice(len(later), group_profiles, replace=False))
+    numbers = iter(100 + np.cumsum(rng.integers(1, 4, counts.sessions)))
     sessions = []
-    for number, share in zip(ids, shares):
+    for i, (number, share) in enumerate(zip(ids, shares)):
         order = [MMI_EMOTIONS[k] for k in rng.permutation(len(MMI_EMOTIONS))]
         for k in range(int(share)):
             expression = order[k] if k < len(order) else str(rng.choice(MMI_EMOTIONS))
             sessions.append(MmiSession(int(next(numbers)), f"S{number:03d}", expression,
                                        int(rng.integers(MMI_FRAMES[0], MMI_FRAMES[1] + 1)),
-                                       float(rng.uniform(0.8, 1.0))))
+                                       float(rng.uniform(0.8, 1.0)), "1" if (i, k) in profile else "0",
+                                       bool(glasses[i])))
     return sessions

@@ -13,12 +13,22 @@ github.com/donydchen; scripts that read ``-oao_aucs.xml`` and ``<track view>`` o
 anger disgust fear happy sadness surprise; the subject as the stem's part before ``-``.
 Unverified ([check]): a Metatag in ``session.xml`` (read as a fallback); Emotion values other
 than 1-6 (they occur, the scripts drop them; here label None, code kept); the ``view`` codes
-(0 frontal, 1 profile, 2 dual view, as the scripts suggest); sessions shipping still images
-instead of a video (each image is a sample, frame = its position in name order).
+(0 frontal, 1 profile, 2 dual view, as the scripts suggest: one keeps views 0 and 2 and cuts
+the frontal half out of dual views); sessions shipping still images instead of a video (each
+image is a sample, frame = its position in name order). Glasses: the database records
+whether the subject wears glasses, but no public script reads it, so the field is a guess
+([check]): a ``<Metatag Name="Glasses" Value="yes"/>`` (yes/no, true/false or 1/0) like the
+Emotion one; a copy that spells it otherwise cannot use the ``glasses`` option.
+
+Options select sessions (ED²L (002) keeps the 209 front-view sequences, C-SPP (004) removes
+those with glasses): ``view`` front (code 0), profile (1), dual (2) or any (default);
+``glasses`` exclude, only or any (default). A session that lacks the metadata an option
+asks for is an error, not silently kept or dropped.
 
 Samples: one per video frame; path = the video, index = frame = the 0-based frame number,
 sequence = session id, label from the Emotion code (None for sessions without one, e.g.
-action-unit-only sessions). attrs: ``session`` (id), ``view`` (track view or None).
+action-unit-only sessions). attrs: ``session`` (id), ``view`` (track view code or None),
+``glasses`` (True, False or None when not recorded).
 """
 
 from __future__ import annotations
@@ -27,12 +37,12 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
-from pydantic import BaseModel
 
-from ferbench.data.base import DatasetLoader, Sample, read_image_file
+from ferbench.data.base import DatasetLoader, LoaderOptions, Sample, read_image_file
 from ferbench.data.loaders.common import (
     absolute_root,
     find_dir,
@@ -46,6 +56,8 @@ from ferbench.data.registry import register_dataset
 from ferbench.errors import DataError, DatasetNotFound
 
 EMOTION_CODES = {"1": "anger", "2": "disgust", "3": "fear", "4": "happy", "5": "sadness", "6": "surprise"}
+VIEW_CODES = {"front": "0", "profile": "1", "dual": "2"}
+GLASSES_VALUES = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
 VIDEO_SUFFIXES = (".avi",)
 SESSION_XML = "session.xml"
 SUBJECT_STEM = re.compile(r"(S\d+)-.*", re.IGNORECASE)
@@ -55,19 +67,31 @@ EXPECTED = (
 )
 
 
+class MmiOptions(LoaderOptions):
+    """Which sessions to read: by camera view, and by whether the subject wears glasses."""
+
+    view: Literal["front", "profile", "dual", "any"] = "any"
+    glasses: Literal["exclude", "only", "any"] = "any"
+
+
 @register_dataset("mmi")
 class Mmi(DatasetLoader):
-    """MMI: every frame of every session video."""
+    """MMI: every frame of every selected session video."""
 
     labels = labels_of(EMOTION_CODES)
     sequential = True
     has_subjects = True
+    options_model = MmiOptions
 
-    def load(self, root: Path, options: BaseModel) -> list[Sample]:
+    def load(self, root: Path, options: MmiOptions) -> list[Sample]:
         root = absolute_root(self.name, root, EXPECTED)
         sessions = find_dir(self.name, root, lambda d: d.name == "Sessions", "`Sessions/` folder")
-        samples = [] if sessions is None else [s for f in subfolders(sessions) for s in self._session(f)]
+        folders = [] if sessions is None else subfolders(sessions)
+        samples = [s for f in folders for s in self._session(f, options)]
         if not samples:
+            if folders and (options.view, options.glasses) != ("any", "any"):
+                raise DataError(sessions, f"none of the {len(folders)} sessions has view: {options.view} "
+                                          f"and glasses: {options.glasses}")
             raise DatasetNotFound(self.name, root if sessions is None else sessions, EXPECTED)
         return sorted_samples(samples)
 
@@ -77,7 +101,8 @@ class Mmi(DatasetLoader):
             return read_image_file(sample.path)
         return read_video_frame(Path(sample.path), sample.index)
 
-    def _session(self, folder: Path) -> Iterator[Sample]:
+    def _session(self, folder: Path, options: MmiOptions) -> Iterator[Sample]:
+        """The session's samples, none if the options leave it out."""
         files = list_files(folder)
         videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
         images = [p for p in files if is_image(p)]
@@ -90,6 +115,9 @@ class Mmi(DatasetLoader):
         label = None if code is None else EMOTION_CODES.get(code)
         subject = _subject(videos[0] if videos else images[0], metadata)
         view = _first_attr(metadata, "track", "view")
+        glasses = _glasses(metadata)
+        if not _selected(folder, options, view, glasses):
+            return
         if videos:  # (file, index in the file, frame number)
             frames = [(videos[0], i, i) for i in range(count_frames(videos[0]))]
         else:
@@ -97,7 +125,8 @@ class Mmi(DatasetLoader):
         for path, index, frame in frames:
             yield Sample(
                 dataset=self.name, path=str(path), subject=subject, label=label, code=code,
-                sequence=folder.name, frame=frame, index=index, attrs={"session": folder.name, "view": view},
+                sequence=folder.name, frame=frame, index=index,
+                attrs={"session": folder.name, "view": view, "glasses": glasses},
             )
 
 
@@ -125,6 +154,35 @@ def _emotion_code(metadata: list[tuple[Path, ET.Element]]) -> str | None:
                     raise DataError(path, f"Emotion Metatag value {value!r} is not an integer code")
                 return str(int(value))
     return None
+
+
+def _glasses(metadata: list[tuple[Path, ET.Element]]) -> bool | None:
+    """Whether the subject wears glasses, from a ``<Metatag Name="Glasses">``; None if not recorded."""
+    for path, root in metadata:
+        for tag in root.iter("Metatag"):
+            if tag.get("Name") == "Glasses":
+                value = (tag.get("Value") or "").strip()
+                if value.lower() not in GLASSES_VALUES:
+                    raise DataError(path, f"Glasses Metatag value {value!r} is not one of yes, no, true, false, 1, 0")
+                return GLASSES_VALUES[value.lower()]
+    return None
+
+
+def _selected(folder: Path, options: MmiOptions, view: str | None, glasses: bool | None) -> bool:
+    """True if the session passes the ``view`` and ``glasses`` options; DataError if it lacks
+    the metadata one of them needs."""
+    if options.view != "any":
+        if view is None:
+            raise DataError(folder, f"session has no <track view=...> (in session.xml), needed by view: {options.view}")
+        if view != VIEW_CODES[options.view]:
+            return False
+    if options.glasses != "any":
+        if glasses is None:
+            raise DataError(folder, 'session has no <Metatag Name="Glasses">, needed by glasses: '
+                                    f"{options.glasses}")
+        if glasses != (options.glasses == "only"):
+            return False
+    return True
 
 
 def _first_attr(metadata: list[tuple[Path, ET.Element]], tag: str, attr: str) -> str | None:
