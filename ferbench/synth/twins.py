@@ -16,8 +16,8 @@ from ferbench.errors import UnknownName
 from ferbench.synth.layouts import WRITERS
 from ferbench.synth.plans import check_shape
 
-GENERATOR_VERSION = 2
-"""Bump whenever generated files change, so cached twins are regenerated (v1: development)."""
+GENERATOR_VERSION = 3
+"""Bump whenever generated files change, so cached twins are regenerated (v1: development; v3: CK+ ED²L block 0)."""
 
 LAYOUTS: tuple[str, ...] = tuple(WRITERS)
 
