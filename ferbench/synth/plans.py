@@ -198,8 +198,12 @@ def _contempt_outside_first_block(folds: list[list[int]], labels: list[list[str]
             f, a, b = swaps[int(rng.integers(len(swaps)))]
             folds[f][folds[f].index(a)], folds[g][folds[g].index(b)] = b, a
     wanted = {label for item in labels for label in item} - {"contempt"}
-    for _ in range(1000):  # within each fold: contempt items last, the others shuffled
-        order = [sorted(rng.permutation(fold).tolist(), key=lambda j: has_contempt[j]) for fold in folds]
+    for _ in range(1000):  # shuffle each fold, then move non-contempt items to its block-0 places
+        order = []
+        for f, fold in enumerate(folds):
+            shuffled = rng.permutation(fold).tolist()
+            lead = [j for j in shuffled if not has_contempt[j]][:len(range(f, block, k))]
+            order.append(lead + [j for j in shuffled if j not in lead])
         first = [order[r % k][r // k] for r in range(block)]
         if not any(has_contempt[j] for j in first) and {l for j in first for l in labels[j]} == wanted:
             return order
