@@ -43,7 +43,8 @@ def select_frames(samples: Sequence[Sample], rule: FramesRule, sequential: bool,
     """Apply ``rule`` to a loader's samples; return the selected samples, labels final.
 
     ``sequential`` says whether the dataset comes as sequences (``DatasetLoader.sequential``),
-    ``peak_frame`` where their peak lies (``DatasetLoader.peak_frame``). A first-frame neutral is a copy of the first frame with ``label="neutral"`` and
+    ``peak_frame`` where their peak lies (``DatasetLoader.peak_frame``). A first-frame neutral
+    is a copy of the first frame with ``label="neutral"`` and
     ``attrs["frame_role"] == "first_as_neutral"``. Order: sequences in loader order, the
     neutral frame first within its sequence.
     """
