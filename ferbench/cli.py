@@ -72,13 +72,20 @@ def inspect(
     synthetic: SyntheticOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Print per-class, per-subject and per-fold counts and the leakage check of a protocol."""
-    from ferbench.pipeline import describe, load_protocol_data
+    """Print per-class, per-subject and per-fold counts and the leakage check of a protocol.
+
+    When the protocol skips unreadable or faceless images, every image is read and cropped first
+    (as `run` does, into the same cache), so the folds shown are the folds a run trains on.
+    """
+    from ferbench.pipeline import attach_images, describe, load_protocol_data, may_skip_images
     from ferbench.protocol import load_protocol
 
     try:
         protocol = load_protocol(protocol_file, roots=parse_roots(root), synthetic=synthetic)
-        info = describe(load_protocol_data(protocol))
+        data = load_protocol_data(protocol)
+        if may_skip_images(protocol):
+            data = attach_images(data, progress=not as_json)
+        info = describe(data)
     except FerbenchError as exc:
         fail(exc)
     if as_json:
@@ -94,6 +101,9 @@ def inspect(
     typer.echo(tabulate(rows, headers=["fold", "train", "test", "test subj", *info["classes"]]))
     if "target" in info:
         typer.echo(f"target {info['target']['dataset']}: {info['target']['total']} samples {info['target']['per_class']}")
+    if info["leakage"] is None:
+        typer.echo("leakage check: not applicable (no subject identities)")
+        return
     verdict = "LEAKAGE: a subject is in train and test" if info["leakage"] else "no subject in both train and test"
     typer.echo(f"leakage check ({info['split']}): {verdict}")
 

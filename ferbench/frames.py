@@ -5,7 +5,10 @@ Loaders yield every image; this module applies the protocol's ``frames`` rule:
 * sequences (CK+, Oulu-CASIA, MMI): ``last_n`` / ``peak`` (= last 1) / ``middle_n`` / ``all``
   frames of each *labelled* sequence carry the sequence's label; ``first_as_neutral`` adds the
   first (onset) frame as ``neutral`` from labelled sequences only (Miao et al.) or from all
-  sequences (MicroExpNet);
+  sequences (MicroExpNet). ``peak`` / ``last_n`` need onset-to-peak sequences (the loader's
+  ``peak_frame == "last"``; MMI runs onset-apex-offset and is refused) and, where the loader
+  records the frame its label file names (CK+ ``attrs["labelled_frame"]``), that frame must be
+  the sequence's last one;
 * still images (JAFFE, BU-3DFE, ...): every labelled image (``all`` or ``peak``), optionally
   filtered by ``intensities`` (BU-3DFE levels 1-4; neutral is level 0).
 
@@ -35,16 +38,19 @@ class FramesRule(TypingProtocol):
 NEUTRAL_ROLE = "first_as_neutral"
 
 
-def select_frames(samples: Sequence[Sample], rule: FramesRule, sequential: bool) -> list[Sample]:
+def select_frames(samples: Sequence[Sample], rule: FramesRule, sequential: bool,
+                  peak_frame: str = "last") -> list[Sample]:
     """Apply ``rule`` to a loader's samples; return the selected samples, labels final.
 
-    ``sequential`` says whether the dataset comes as sequences (``DatasetLoader.sequential``).
-    A first-frame neutral is a copy of the first frame with ``label="neutral"`` and
+    ``sequential`` says whether the dataset comes as sequences (``DatasetLoader.sequential``),
+    ``peak_frame`` where their peak lies (``DatasetLoader.peak_frame``). A first-frame neutral
+    is a copy of the first frame with ``label="neutral"`` and
     ``attrs["frame_role"] == "first_as_neutral"``. Order: sequences in loader order, the
     neutral frame first within its sequence.
     """
     if sequential:
         _check_layout_has_frames(samples, rule)
+        _check_peak_is_last(samples, rule, peak_frame)
         return _select_from_sequences(samples, rule)
     if rule.select in ("last_n", "middle_n") or rule.first_as_neutral != "none":
         raise FerbenchError(
@@ -83,16 +89,40 @@ def _pick(frames: list[Sample], rule: FramesRule) -> list[Sample]:
     if rule.select == "all":
         return list(frames)
     if rule.select == "peak":
-        return frames[-1:]
+        return _check_labelled_frame_is_last(frames)[-1:]
     n = int(rule.n or 0)
     if len(frames) < n:
         raise DataError(frames[-1].path, f"sequence has {len(frames)} frames, fewer than the {n} the protocol selects")
     if rule.select == "last_n":
-        return frames[-n:]
+        return _check_labelled_frame_is_last(frames)[-n:]
     if rule.select == "middle_n":
         start = (len(frames) - n) // 2
         return frames[start:start + n]
     raise ValueError(f"unknown frame selection `{rule.select}`")
+
+
+def _check_peak_is_last(samples: Sequence[Sample], rule: FramesRule, peak_frame: str) -> None:
+    """Refuse ``peak`` / ``last_n`` for onset-apex-offset sequences, whose last frames are neutral again."""
+    if peak_frame != "last" and rule.select in ("peak", "last_n"):
+        dataset = samples[0].dataset if samples else "this dataset"
+        raise FerbenchError(
+            f"frames: `{rule.select}` takes the last frames of each sequence, but `{dataset}` sequences run "
+            f"onset-apex-offset (the apex lies in the {peak_frame}, the last frames are neutral again); "
+            "use `select: middle_n` (ED²L: n 3, the three middle frames)"
+        )
+
+
+def _check_labelled_frame_is_last(frames: list[Sample]) -> list[Sample]:
+    """Return ``frames`` (one sorted sequence) if the frame its label file names is the last one."""
+    last = frames[-1]
+    named = last.attrs.get("labelled_frame")
+    if named is not None and named != last.frame:
+        raise FerbenchError(
+            f"sequence {last.subject}/{last.sequence}: its label file names frame {named}, but the last frame "
+            f"is {last.frame}; `peak`/`last_n` would take frames after the labelled peak. Check the copy "
+            f"(frames beyond the labelled one?) or use `select: all` or `middle_n`"
+        )
+    return frames
 
 
 def _check_layout_has_frames(samples: Sequence[Sample], rule: FramesRule) -> None:

@@ -81,7 +81,7 @@ def load_side(role: str, dataset_spec: Any, frames_spec: Any, classes: tuple[str
     options = dict(dataset_spec.options or {})
     root, synthetic = resolve_root(dataset_spec.name, dataset_spec.root, options)
     samples = loader.load(root, dataset_spec.loader_options())
-    selected = [s for s in select_frames(samples, frames_spec, loader.sequential) if s.label in classes]
+    selected = [s for s in select_frames(samples, frames_spec, loader.sequential, loader.peak_frame) if s.label in classes]
     counts = Counter(s.label for s in selected)
     empty = [c for c in classes if counts[c] == 0]
     if empty:
@@ -170,14 +170,27 @@ def attach_images(data: ProtocolData, progress: bool = True) -> ProtocolData:
     return data
 
 
+def may_skip_images(protocol: Any) -> bool:
+    """True when :func:`attach_images` may drop samples (``on_unreadable`` or ``on_no_face`` is
+    ``skip``), so folds computed before it can differ from a run's."""
+    return protocol.on_unreadable == "skip" or protocol.preprocess.on_no_face == "skip"
+
+
 def describe(data: ProtocolData) -> dict[str, Any]:
-    """Counts for ``ferbench inspect``: per class, per subject, per fold, and the leakage check."""
+    """Counts for ``ferbench inspect``: per class, per subject, per fold, and the leakage check.
+
+    ``leakage`` is True when a subject is in train and test of some fold, False when none is,
+    and None (not applicable) when the source data has no subject identities (FER2013, RAF-DB).
+    The folds are those of ``data`` as given: call :func:`attach_images` first for the folds a
+    run trains on when the protocol skips images (:func:`may_skip_images`).
+    """
     protocol = data.protocol
     classes = list(protocol.classes)
     folds = data.folds()
     y = data.y
     subjects = [s.subject for s in data.samples]
-    leakage = subject_overlap(folds, subjects) if all(s is not None for s in subjects) else False
+    identified = all(side.loader.has_subjects for side in data.sources)
+    leakage = subject_overlap(folds, subjects) if identified else None
     info: dict[str, Any] = {
         "protocol": protocol.id,
         "fingerprint": protocol.fingerprint,

@@ -99,11 +99,12 @@ class FramesSpec(_Spec):
 
 
 class SubjectKFold(_Spec):
-    """k folds of whole subjects: sorted subject i goes to fold i mod k, or stratified groups."""
+    """k folds of whole subjects: sorted subject i goes to fold i mod k (``ascending_round_robin``),
+    the sorted subjects are cut into k contiguous blocks (``ascending_blocks``), or stratified groups."""
 
     type: Literal["subject_kfold"]
     k: int = Field(ge=2)
-    assign: Literal["ascending_round_robin", "stratified_group"] = "ascending_round_robin"
+    assign: Literal["ascending_round_robin", "ascending_blocks", "stratified_group"] = "ascending_round_robin"
     seed: int = 0
 
 

@@ -62,6 +62,32 @@ class AscendingRoundRobinKFold:
             yield np.flatnonzero(assigned != k), np.flatnonzero(assigned == k)
 
 
+class AscendingBlocksKFold:
+    """Subject-independent k-fold by contiguous blocks of ascending subject ID (the ED²L rule).
+
+    Sort the distinct subject ids as :class:`AscendingRoundRobinKFold` does and cut the sorted
+    list into ``k`` contiguous blocks; block ``f`` is test fold ``f``. Block sizes are those of
+    ``numpy.array_split``: with ``n`` subjects, the first ``n mod k`` blocks hold
+    ``n // k + 1`` subjects and the others ``n // k`` (118 CK+ subjects in 10 blocks: 12 x 8,
+    then 11 x 2). Every sample of a subject is in that subject's block. Needs at least ``k``
+    subjects.
+    """
+
+    def __init__(self, n_splits: int):
+        self.n_splits = n_splits
+
+    def split(self, X: Sequence, y: Sequence | None, groups: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        groups = np.asarray(groups, dtype=object)
+        subjects = sorted(set(groups.tolist()), key=natural_key)
+        if len(subjects) < self.n_splits:
+            raise SplitError(f"{len(subjects)} subjects cannot fill {self.n_splits} subject-independent folds")
+        blocks = np.array_split(np.arange(len(subjects)), self.n_splits)
+        fold_of = {subjects[i]: k for k, block in enumerate(blocks) for i in block}
+        assigned = np.array([fold_of[g] for g in groups])
+        for k in range(self.n_splits):
+            yield np.flatnonzero(assigned != k), np.flatnonzero(assigned == k)
+
+
 class UsageSplit:
     """The official split of a dataset that ships one (FER2013 ``Usage``, RAF-DB train/test).
 
@@ -134,8 +160,11 @@ def assert_no_leakage(folds: Sequence[Fold], subjects: Sequence[str | None]) -> 
             raise SplitError(f"fold {fold.index}: subjects on both sides (leakage): {sorted(map(str, shared))[:10]}")
 
 
-def subject_overlap(folds: Sequence[Fold], subjects: Sequence[str | None]) -> bool:
-    """True when some fold has a subject in both train and test (expected for random splits)."""
+def subject_overlap(folds: Sequence[Fold], subjects: Sequence[str | None]) -> bool | None:
+    """True when some fold has a subject in both train and test (expected for random splits);
+    None (not applicable) when some sample has no subject identity (FER2013, RAF-DB)."""
+    if any(s is None for s in subjects):
+        return None
     try:
         assert_no_leakage(folds, subjects)
     except SplitError:
@@ -162,6 +191,8 @@ def make_folds(split: Any, samples: Sequence[Sample], y: np.ndarray, base_dir: P
     if kind == "subject_kfold":
         if split.assign == "ascending_round_robin":
             splitter: Any = AscendingRoundRobinKFold(split.k)
+        elif split.assign == "ascending_blocks":
+            splitter = AscendingBlocksKFold(split.k)
         else:
             splitter = StratifiedGroupKFold(n_splits=split.k, shuffle=True, random_state=split.seed)
         pairs = list(_sklearn_split(splitter, X, y, subjects, split.k))

@@ -19,6 +19,7 @@ MODELS = {
 KD_CARDS = {f"microexpnet_{size}_kd" for size in ("m", "s", "xs", "xxs")}
 PROTOCOLS = {
     "ckplus_7cls_si", "ckplus_6cls_si", "ckplus_8cls_si", "ckplus_8cls_random", "ckplus_6cls_si8",
+    "ckplus_7cls_si_ed2l", "oulu_casia_6cls_si_ed2l",
     *(f"ckplus_miao_{c}_{s}" for c in ("6", "7n", "7c", "8") for s in ("last", "last3")),
     "jaffe_7cls_loso", "jaffe_6cls_loso", "jaffe_7cls_random5", "oulu_casia_6cls_si", "mmi_6cls_ed2l",
     "mmi_6cls_cspp", "bu3dfe_6cls_si", "nimstim_6cls_si8", "cross_ckplus_jaffe_cspp", "cross_ckplus_mmi_cspp",

@@ -76,3 +76,66 @@ def test_skip_policy_drops_the_image_and_keeps_labels_aligned(tmp_path):
         assert int(np.median(image)) == (200 if label == 0 else 50) + int(sample.subject[1])
     folds = data.folds()
     assert sum(len(f.test) for f in folds) == 7
+
+
+JAFFE_SKIP = """
+id: jaffe_skip_test
+version: 1
+description: a JAFFE twin copy with one corrupt image, skipped
+dataset: {{name: jaffe, root: {root}}}
+classes: [anger, disgust, fear, happy, sadness, surprise]
+split: {{type: subject_kfold, k: 3, assign: ascending_blocks}}
+preprocess: {{face: auto, size: [32, 32]}}
+on_unreadable: skip
+"""
+
+
+def test_inspect_shows_the_folds_a_run_trains_on(tmp_path):
+    """One corrupt image under ``on_unreadable: skip``: `inspect` applies the skip as `run` does."""
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from ferbench.cli import app
+    from ferbench.pipeline import describe
+    from ferbench.synth import twin_root
+
+    root = tmp_path / "jaffe"
+    shutil.copytree(twin_root("jaffe", shape="small"), root)
+    corrupt = next(p for p in sorted(root.glob("*.tiff")) if ".NE" not in p.name)
+    corrupt.write_bytes(b"not an image")
+    protocol = tmp_path / "p.yaml"
+    protocol.write_text(JAFFE_SKIP.format(root=root))
+    before_skips = describe(load_protocol_data(load_protocol(protocol)))
+
+    cli = CliRunner()
+    inspected = cli.invoke(app, ["inspect", str(protocol), "--json"])
+    assert inspected.exit_code == 0, inspected.output
+    info = json.loads(inspected.output)
+    ran = cli.invoke(app, ["run", str(protocol), "--models", "lbp_svm", "--out", str(tmp_path / "runs"),
+                           "--folds", "0", "--no-speed"])
+    assert ran.exit_code == 0, ran.output
+    (folds_file,) = (tmp_path / "runs").rglob("folds.json")
+    run_folds = json.loads(folds_file.read_text())
+
+    assert info["total"] == before_skips["total"] - 1
+    assert [(f["train"], f["test"]) for f in info["folds"]] == [(f["train"], f["test"]) for f in run_folds]
+    assert [f["test_subjects"] for f in info["folds"]] == [len(f["test_subjects"]) for f in run_folds]
+    # the fold holding the corrupt image's subject is one image smaller than before the skip
+    shrunk = [k for k, (a, b) in enumerate(zip(before_skips["folds"], info["folds"])) if a["test"] != b["test"]]
+    assert len(shrunk) == 1 and corrupt.name[:2] in run_folds[shrunk[0]]["test_subjects"]
+
+
+def test_leakage_is_not_applicable_without_subject_identities():
+    from typer.testing import CliRunner
+
+    from ferbench.cli import app
+    from ferbench.pipeline import describe
+
+    path = Path(__file__).parents[1] / "protocols" / "rafdb_7cls_official.yaml"
+    info = describe(load_protocol_data(load_protocol(path, roots={"rafdb": "synthetic:small"})))
+    assert info["leakage"] is None and info["subjects"] == 0
+    text = CliRunner().invoke(app, ["inspect", str(path), "--root", "rafdb=synthetic:small"])
+    assert text.exit_code == 0, text.output
+    assert "leakage check: not applicable (no subject identities)" in text.output

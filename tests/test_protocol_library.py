@@ -1,11 +1,12 @@
 """Every shipped protocol validates, selects the paper's counts on its paper-shaped twin,
-and every subject-independent one is leakage-free with the exact DeRL fold membership."""
+and every subject-independent one is leakage-free with the exact DeRL or ED²L fold membership."""
 
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from ferbench.data.registry import get_dataset
 from ferbench.errors import FerbenchError
 from ferbench.pipeline import describe, load_protocol_data
 from ferbench.protocol import load_protocol
@@ -36,6 +37,7 @@ def test_shipped_protocol_validates(path):
 # (protocol, total, subjects) on the paper-shaped CK+ twin; totals from REFERENCE.md / the papers.
 CKPLUS_COUNTS = [
     ("ckplus_7cls_si", 981, 118),
+    ("ckplus_7cls_si_ed2l", 981, 118),
     ("ckplus_6cls_si", 927, 106),
     ("ckplus_6cls_si8", 927, 106),
     ("ckplus_8cls_si", 1574, 123),
@@ -80,6 +82,23 @@ def test_derl_fold_membership_on_paper_twin():
         assert {data.samples[i].subject for i in fold.test} == set(subjects[fold.index::10])
 
 
+def test_ed2l_first_fold_presents_six_expressions_on_paper_twin():
+    # ED²L (002) l.212: "the subjects in the first fold only present six expressions"
+    path = Path(__file__).parents[1] / "protocols" / "ckplus_7cls_si_ed2l.yaml"
+    data = load_protocol_data(load_protocol(path, synthetic=True))
+    subjects = sorted({s.subject for s in data.samples}, key=natural_key)
+    folds = data.folds()
+    blocks = [sorted({data.samples[i].subject for i in f.test}, key=natural_key) for f in folds]
+    assert [len(b) for b in blocks] == [12] * 8 + [11] * 2 and sum(blocks, []) == subjects  # contiguous
+    assert (blocks[0][0], blocks[0][-1]) == ("S005", "S037")
+    first = {data.samples[i].label for i in folds[0].test}
+    assert first == {"anger", "disgust", "fear", "happy", "sadness", "surprise"}
+    # the DeRL round robin cannot give that: every one of its folds holds contempt
+    derl = inspect("ckplus_7cls_si")
+    assert all(f["test_per_class"]["contempt"] > 0 for f in derl["folds"])
+    assert sum(f["test"] for f in inspect("ckplus_7cls_si_ed2l")["folds"]) == 981
+
+
 def test_jaffe_counts_on_paper_twin():
     assert inspect("jaffe_7cls_loso")["per_class"] == {"neutral": 30, "anger": 30, "disgust": 29, "fear": 32,
                                                         "happy": 31, "sadness": 31, "surprise": 30}
@@ -91,6 +110,15 @@ def test_oulu_casia_counts_on_paper_twin():
     info = inspect("oulu_casia_6cls_si")
     assert (info["total"], info["subjects"], info["leakage"]) == (1440, 80, False)
     assert set(info["per_class"].values()) == {240}
+    # ED²L's setup: the same images, 80 sorted subjects in 10 contiguous blocks of 8
+    ed2l = inspect("oulu_casia_6cls_si_ed2l")
+    assert (ed2l["total"], ed2l["per_class"], ed2l["leakage"]) == (1440, info["per_class"], False)
+    assert [f["test_subjects"] for f in ed2l["folds"]] == [8] * 10
+    path = Path(__file__).parents[1] / "protocols" / "oulu_casia_6cls_si_ed2l.yaml"
+    data = load_protocol_data(load_protocol(path, synthetic=True))
+    subjects = sorted({s.subject for s in data.samples}, key=natural_key)
+    for fold in data.folds():
+        assert {data.samples[i].subject for i in fold.test} == set(subjects[8 * fold.index:8 * fold.index + 8])
 
 
 def test_mmi_counts_on_paper_twin():
@@ -100,6 +128,7 @@ def test_mmi_counts_on_paper_twin():
     assert len(ed2l["folds"]) == 10 and ed2l["leakage"] is False
     front = Counter(s.expression for s in plan_mmi("paper", 0) if s.view == "0")
     assert ed2l["per_class"] == {label: 3 * n for label, n in front.items()}
+    assert [f["test_subjects"] for f in ed2l["folds"]] == [4, 4] + [3] * 8  # 32 sorted subjects, contiguous
     # C-SPP: the 125 glasses-free sequences of 21 people, two frames each
     cspp = inspect("mmi_6cls_cspp")
     assert (cspp["total"], cspp["subjects"], cspp["sequences"]) == (250, 21, 125)
@@ -142,6 +171,7 @@ def test_still_image_protocols_on_small_twins():
     assert (nimstim["total"], nimstim["subjects"], len(nimstim["folds"])) == (96, 8, 8)
     rafdb = inspect("rafdb_7cls_official", root="synthetic:small")
     assert [(f["train"], f["test"]) for f in rafdb["folds"]] == [(200, 50)]
+    assert rafdb["leakage"] is None  # no subject identities: not applicable
 
 
 @pytest.mark.parametrize("path", PROTOCOLS, ids=lambda p: p.stem)
@@ -155,6 +185,8 @@ def test_every_protocol_runs_on_small_twin_without_leakage(path):
         assert info["target"]["total"] > 0 and all(info["target"]["per_class"].values())
     if protocol.split is not None and protocol.split.type in ("subject_kfold", "loso"):
         assert info["leakage"] is False
+    identified = all(get_dataset(side.dataset.name).has_subjects for side in protocol.sides() if side.role != "test")
+    assert (info["leakage"] is None) == (not identified)  # FER2013, RAF-DB: not applicable
 
 
 def test_ck48_layout_gives_981_and_refuses_first_frames(tmp_path):

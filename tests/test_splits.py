@@ -1,4 +1,4 @@
-"""Split rules: exact DeRL fold membership, partitions, leakage detection, official splits."""
+"""Split rules: exact DeRL and ED²L fold membership, partitions, leakage detection, official splits."""
 
 from types import SimpleNamespace
 
@@ -7,7 +7,15 @@ import pytest
 
 from ferbench.data.base import Sample
 from ferbench.errors import SplitError
-from ferbench.splits import AscendingRoundRobinKFold, Fold, assert_no_leakage, make_folds, natural_key
+from ferbench.splits import (
+    AscendingBlocksKFold,
+    AscendingRoundRobinKFold,
+    Fold,
+    assert_no_leakage,
+    make_folds,
+    natural_key,
+    subject_overlap,
+)
 
 
 def _samples(subjects, labels=None, usage=None, dataset="d"):
@@ -39,6 +47,29 @@ def test_derl_rule_assigns_sorted_subjects_round_robin():
     ]
 
 
+def test_ed2l_rule_cuts_sorted_subjects_into_contiguous_blocks():
+    subjects = ["S010", "S005", "S011", "S014", "S022", "S026", "S034", "S037", "S042", "S044", "S045"]
+    groups = [s for s in subjects for _ in range(2)]
+    folds = list(AscendingBlocksKFold(3).split(groups, None, groups))
+    test_subjects = [sorted({groups[i] for i in test}, key=natural_key) for _, test in folds]
+    # 11 subjects in 3 blocks: 11 mod 3 = 2 blocks of 4, then one of 3
+    assert test_subjects == [
+        ["S005", "S010", "S011", "S014"],
+        ["S022", "S026", "S034", "S037"],
+        ["S042", "S044", "S045"],
+    ]
+    for train, test in folds:  # each subject's samples stay together; train is the rest
+        assert sorted(np.concatenate([train, test]).tolist()) == list(range(22))
+
+
+def test_ed2l_block_sizes_for_118_subjects():
+    groups = [f"S{i:03d}" for i in range(5, 123)]
+    sizes = [len(test) for _, test in AscendingBlocksKFold(10).split(groups, None, groups)]
+    assert sizes == [12] * 8 + [11] * 2
+    with pytest.raises(SplitError, match="3 subjects cannot fill 4"):
+        list(AscendingBlocksKFold(4).split(["A", "B", "C"], None, ["A", "B", "C"]))
+
+
 def test_natural_key_orders_numbers_numerically():
     assert sorted(["S10", "S9", "S100"], key=natural_key) == ["S9", "S10", "S100"]
 
@@ -49,7 +80,7 @@ def test_subject_kfold_partitions_and_never_leaks():
     labels = list(rng.choice(["anger", "happy", "fear"], size=300))
     samples = _samples(subjects, labels)
     y = np.array([["anger", "happy", "fear"].index(l) for l in labels])
-    for assign in ("ascending_round_robin", "stratified_group"):
+    for assign in ("ascending_round_robin", "ascending_blocks", "stratified_group"):
         folds = make_folds(_split(k=5, assign=assign), samples, y)
         tests = np.concatenate([f.test for f in folds])
         assert sorted(tests.tolist()) == list(range(300))  # every sample tested exactly once
@@ -63,6 +94,13 @@ def test_leakage_is_detected():
     bad = [Fold(0, np.array([0, 2]), np.array([1, 3]), np.array([], dtype=int))]
     with pytest.raises(SplitError, match="leakage"):
         assert_no_leakage(bad, subjects)
+
+
+def test_subject_overlap_is_not_applicable_without_subjects():
+    fold = Fold(0, np.array([0, 1]), np.array([2, 3]), np.array([], dtype=int))
+    assert subject_overlap([fold], ["A", "A", "A", "B"]) is True
+    assert subject_overlap([fold], ["A", "A", "B", "B"]) is False
+    assert subject_overlap([fold], [None] * 4) is None
 
 
 def test_random_kfold_is_stratified_and_seeded():

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import cv2
 import numpy as np
@@ -80,6 +80,8 @@ class DatasetLoader(ABC):
         name: registry name (set by the decorator).
         labels: the canonical labels this dataset can produce.
         sequential: ``True`` when images come as onset-to-peak (or onset-apex-offset) sequences.
+        peak_frame: where a sequence's peak (apex) lies: ``"last"`` (onset-to-peak: CK+,
+            Oulu-CASIA) or ``"middle"`` (onset-apex-offset: MMI, which refuses ``peak``/``last_n``).
         has_subjects: ``True`` when samples carry subject identities (subject splits possible).
         options_model: pydantic model of the loader's options (``extra="forbid"``).
     """
@@ -87,6 +89,7 @@ class DatasetLoader(ABC):
     name: ClassVar[str] = ""
     labels: ClassVar[tuple[str, ...]] = ()
     sequential: ClassVar[bool] = False
+    peak_frame: ClassVar[Literal["last", "middle"]] = "last"
     has_subjects: ClassVar[bool] = True
     options_model: ClassVar[type[BaseModel]] = LoaderOptions
 

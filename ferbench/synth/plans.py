@@ -2,8 +2,10 @@
 
 ``paper`` plans reproduce the structure of the real dataset (CK+: 123 subjects, 593
 sequences, 327 labelled ones from 118 subjects with the published per-class counts, 309
-non-contempt ones from 106 subjects, and the labelled sequences per fold 33/39/40/35/30/37/
-29/29/33/22 of the 10-fold split by ascending subject id; JAFFE: 213 images with the
+non-contempt ones from 106 subjects, the labelled sequences per fold 33/39/40/35/30/37/
+29/29/33/22 of the 10-fold round robin by ascending subject id, every one of those folds
+holding contempt, and the first of 10 contiguous ascending blocks, S005-S037, holding exactly
+the six other expressions, as ED²L (002) l.212 reports; JAFFE: 213 images with the
 per-code counts of a real copy; MMI: 236 labelled sessions of 32 subjects, of which the 209
 front-view ones are those ED²L selects and the 125 of the 21 subjects without glasses those
 C-SPP keeps). ``small`` plans keep every class and enough subjects for 10-fold subject splits.
@@ -45,14 +47,15 @@ class CkCounts:
     short_frames: int            # subjects filmed at 640x480 instead of 640x490
     colour: int                  # subjects stored as 3-channel pictures
     fold_sequences: tuple[int, ...] | None  # labelled sequences per ascending-id fold (DeRL rule)
+    first_block: tuple[int, int] | None     # first and last subject number of ascending block 0 (ED²L)
 
 
 CK_COUNTS: dict[str, CkCounts] = {
     "paper": CkCounts(123, 593, 118, 106, (("anger", 45), ("contempt", 18), ("disgust", 59), ("fear", 25),
                                            ("happy", 69), ("sadness", 28), ("surprise", 83)), 5, 3,
-                       (33, 39, 40, 35, 30, 37, 29, 29, 33, 22)),
+                       (33, 39, 40, 35, 30, 37, 29, 29, 33, 22), (5, 37)),
     "small": CkCounts(16, 48, 15, 14, (("anger", 6), ("contempt", 4), ("disgust", 6), ("fear", 5),
-                                       ("happy", 7), ("sadness", 5), ("surprise", 7)), 1, 1, None),
+                                       ("happy", 7), ("sadness", 5), ("surprise", 7)), 1, 1, None, None),
 }
 
 
@@ -89,12 +92,12 @@ def plan_ckplus(shape: str, seed: int) -> list[CkSubject]:
     for i in rng.choice(counts.subjects, counts.sequences - n_labelled - sum(unlabelled.values())):
         unlabelled[int(i)] += 1
 
-    ids = np.sort(rng.choice(np.arange(5, 1000), counts.subjects, replace=False))
+    ids = _subject_numbers(counts, rng)
     cameras = rng.permutation(counts.subjects)
     short = set(cameras[:counts.short_frames].tolist())
     colour = set(cameras[counts.short_frames:counts.short_frames + counts.colour].tolist())
     subjects = []
-    for number, i in zip(ids, _ascending_order(labels, counts.fold_sequences, rng)):
+    for number, i in zip(ids, _ascending_order(labels, counts, rng)):
         content = [(label, True) for label in labels[i]]
         content += [(str(rng.choice(EMOTIONS)), False) for _ in range(unlabelled[i])]
         sequences = tuple(
@@ -136,24 +139,76 @@ def _ck_labels(counts: CkCounts, rng: np.random.Generator) -> dict[int, list[str
     return labels
 
 
-def _ascending_order(labels: dict[int, list[str]], fold_sequences: tuple[int, ...] | None,
-                     rng: np.random.Generator) -> list[int]:
+def _first_block_size(counts: CkCounts) -> int:
+    """Labelled subjects in ascending block 0 (``numpy.array_split`` sizes, as the ED²L split)."""
+    return -(-counts.labelled_subjects // len(counts.fold_sequences or (1,)))
+
+
+def _subject_numbers(counts: CkCounts, rng: np.random.Generator) -> np.ndarray:
+    """Ascending subject numbers with gaps; with ``first_block`` (a, b) the first
+    :func:`_first_block_size` numbers run from a to b (the subjects placed there are labelled)."""
+    if counts.first_block is None:
+        return np.sort(rng.choice(np.arange(5, 1000), counts.subjects, replace=False))
+    first, last = counts.first_block
+    block = _first_block_size(counts)
+    inner = rng.choice(np.arange(first + 1, last), block - 2, replace=False)
+    rest = rng.choice(np.arange(last + 1, 1000), counts.subjects - block, replace=False)
+    return np.sort(np.concatenate([[first, last], inner, rest]))
+
+
+def _ascending_order(labels: dict[int, list[str]], counts: CkCounts, rng: np.random.Generator) -> list[int]:
     """Subject indices in ascending-id order.
 
     With ``fold_sequences`` (k per-fold totals), the labelled subjects are ordered so that
     putting the labelled subject at sorted position ``r`` in fold ``r mod k`` (the DeRL rule)
-    gives folds holding exactly those numbers of labelled sequences.
+    gives folds holding exactly those numbers of labelled sequences. With ``first_block`` too,
+    every such fold holds a contempt subject, the first :func:`_first_block_size` labelled
+    subjects (ascending block 0) hold every label but contempt, and no unlabelled subject sits
+    among them.
     """
     labelled = [i for i in labels if labels[i]]
-    if fold_sequences is None:
+    if counts.fold_sequences is None:
         ranked = [labelled[j] for j in rng.permutation(len(labelled))]
     else:
-        k = len(fold_sequences)
-        folds = _balanced_folds([len(labels[i]) for i in labelled], fold_sequences, rng)
+        k = len(counts.fold_sequences)
+        weights = [len(labels[i]) for i in labelled]
+        folds = _balanced_folds(weights, counts.fold_sequences, rng)
+        if counts.first_block is not None:
+            folds = _contempt_outside_first_block(folds, [labels[i] for i in labelled], weights,
+                                                  _first_block_size(counts), rng)
         ranked = [labelled[folds[r % k][r // k]] for r in range(len(labelled))]
-    for i in (i for i in labels if not labels[i]):  # subjects without labels sit anywhere
-        ranked.insert(int(rng.integers(len(ranked) + 1)), i)
+    start = 0 if counts.first_block is None else _first_block_size(counts)
+    for i in (i for i in labels if not labels[i]):  # subjects without labels sit anywhere (after block 0)
+        ranked.insert(int(rng.integers(start, len(ranked) + 1)), i)
     return ranked
+
+
+def _contempt_outside_first_block(folds: list[list[int]], labels: list[list[str]], weights: list[int],
+                                  block: int, rng: np.random.Generator) -> list[list[int]]:
+    """Rearrange round-robin ``folds`` (item indices; item at position j of fold f has rank
+    f + k j) without changing any fold's weight, so that every fold holds an item labelled
+    contempt and the items of rank < ``block`` hold every other label but no contempt."""
+    k = len(folds)
+    has_contempt = ["contempt" in item for item in labels]
+    for g in range(k):  # equal-weight swaps bring contempt into folds without any
+        while not any(has_contempt[j] for j in folds[g]):
+            swaps = [(f, a, b) for f in range(k) if sum(has_contempt[j] for j in folds[f]) > 1
+                     for a in folds[f] if has_contempt[a] for b in folds[g] if weights[b] == weights[a]]
+            if not swaps:
+                raise RuntimeError("cannot give every fold a contempt sequence")
+            f, a, b = swaps[int(rng.integers(len(swaps)))]
+            folds[f][folds[f].index(a)], folds[g][folds[g].index(b)] = b, a
+    wanted = {label for item in labels for label in item} - {"contempt"}
+    for _ in range(1000):  # shuffle each fold, then move non-contempt items to its block-0 places
+        order = []
+        for f, fold in enumerate(folds):
+            shuffled = rng.permutation(fold).tolist()
+            lead = [j for j in shuffled if not has_contempt[j]][:len(range(f, block, k))]
+            order.append(lead + [j for j in shuffled if j not in lead])
+        first = [order[r % k][r // k] for r in range(block)]
+        if not any(has_contempt[j] for j in first) and {l for j in first for l in labels[j]} == wanted:
+            return order
+    raise RuntimeError("cannot fill ascending block 0 with every label but contempt")
 
 
 def _balanced_folds(weights: list[int], targets: tuple[int, ...], rng: np.random.Generator) -> list[list[int]]:

@@ -30,9 +30,9 @@ from ferbench.errors import UnknownName
 from ferbench.synth.layouts import WRITERS
 from ferbench.synth.plans import check_shape
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 """Bump whenever generated files change, so cached twins are regenerated (v1: development;
-v3: MMI views and glasses, Oulu-CASIA ``PreProcess_Img`` crops)."""
+v3: MMI views and glasses, Oulu-CASIA ``PreProcess_Img`` crops; v4: CK+ ED²L block 0)."""
 
 LAYOUTS: tuple[str, ...] = tuple(WRITERS)
 

@@ -11,7 +11,8 @@ them and a parent where each archive was unpacked into its own folder (e.g.
 Every frame is a sample (subject ``S005``, sequence ``001``, frame 1). All frames of a
 labelled sequence carry its label; frames of unlabelled sequences have label and code None.
 Emotion codes: 0 neutral 1 anger 2 contempt 3 disgust 4 fear 5 happy 6 sadness 7 surprise.
-attrs: ``layout`` ("full"), ``labelled_frame`` (the frame the Emotion file names, or None),
+attrs: ``layout`` ("full"), ``labelled_frame`` (the frame the Emotion file names, or None:
+``frames.py`` refuses ``peak`` / ``last_n`` when it is not the sequence's last frame),
 ``landmarks_file`` (path or None).
 
 CK+48 layout: class folders ``anger contempt disgust fear happy sadness surprise`` of 48x48

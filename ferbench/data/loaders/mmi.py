@@ -80,6 +80,7 @@ class Mmi(DatasetLoader):
 
     labels = labels_of(EMOTION_CODES)
     sequential = True
+    peak_frame = "middle"  # onset-apex-offset: `peak` / `last_n` would pick the offset frames
     has_subjects = True
     options_model = MmiOptions
 
