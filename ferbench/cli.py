@@ -116,6 +116,8 @@ def run(
     jobs: Annotated[int, typer.Option(min=1, help="Train this many jobs at once in local processes (GPUs round-robin).")] = 1,
     executor: Annotated[str, typer.Option(help="local, or dask (with --scheduler).")] = "local",
     scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address, e.g. tcp://10.0.0.5:8786.")] = None,
+    stack: Annotated[Optional[bool], typer.Option(
+        "--stack/--no-stack", help="Train the folds of a model together with stacked weights (default: on CUDA).")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Start even when the estimated time exceeds the confirmation threshold.")] = False,
 ) -> None:
     """Train and evaluate models under protocols; resumable, writes tables and pictures.
@@ -133,7 +135,7 @@ def run(
                          epochs=epochs, repeats=repeats, speed=speed)
     rows = []
     try:
-        runner = make_executor(executor, jobs, scheduler)
+        runner = make_executor(executor, jobs, scheduler, stack)
         for file in protocols:
             protocol = load_protocol(file, roots=parse_roots(root), synthetic=synthetic)
             data = attach_images(load_protocol_data(protocol))
