@@ -33,6 +33,60 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def random_folds(k: int, images: int, side: int, classes: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``k`` folds of random uint8 ``side`` x ``side`` faces; fold i has ``images - 3 i`` of them."""
+    g = torch.Generator().manual_seed(0)
+    folds = []
+    for i in range(k):
+        n = max(2, images - 3 * i)
+        folds.append((torch.randint(0, 256, (n, side, side), generator=g, dtype=torch.uint8),
+                      torch.randint(0, classes, (n,), generator=g)))
+    return folds
+
+
+def time_folds(card, folds: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device, classes: int,
+               rounds: int) -> dict:
+    """Training images/s of the folds one by one and stacked (fastest of ``rounds`` alternating
+    rounds), their ratio and the largest weight difference; a card the stacked trainer refuses
+    gets ``refused`` (the reason) and the one-by-one figure only."""
+    seeds = list(range(len(folds)))
+
+    def models() -> list[torch.nn.Module]:
+        built = []
+        for seed in seeds:
+            seed_everything(seed)
+            built.append(build_model(card, classes))
+        return built
+
+    reason = stack_refusal(models()[0], card, device)
+    one_by_one_runs, stacked_runs = [], []
+    for _ in range(rounds):
+        fresh = models()
+        synchronize(device)
+        start = time.perf_counter()
+        reference = [fit(m, card, *fold, device, seed, progress=False) for m, fold, seed in zip(fresh, folds, seeds)]
+        synchronize(device)
+        one_by_one_runs.append(time.perf_counter() - start)
+        if reason is not None:
+            continue
+        fresh = models()
+        synchronize(device)
+        start = time.perf_counter()
+        stacked = fit_stacked(fresh, card, folds, device, seeds)
+        synchronize(device)
+        stacked_runs.append(time.perf_counter() - start)
+    seen = sum(len(images) for images, _ in folds) * card.recipe.repeats * card.recipe.epochs
+    result = {"card": card.name, "folds": len(folds), "epochs": card.recipe.epochs,
+              "one_by_one_img_s": seen / min(one_by_one_runs), "refused": reason}
+    if reason is None:
+        result["stacked_img_s"] = seen / min(stacked_runs)
+        result["speedup"] = min(one_by_one_runs) / min(stacked_runs)
+        result["largest_weight_difference"] = max(
+            (a - b).abs().max().item() for ref, ours in zip(reference, stacked)
+            for a, b in zip(ref.state_dict().values(), ours.state_dict().values()))
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -48,48 +102,16 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     card = load_card(args.card).with_epochs(args.epochs)
-    seeds = list(range(args.folds))
-    g = torch.Generator().manual_seed(0)
-    folds = []
-    for k in range(args.folds):
-        n = max(2, args.images - 3 * k)
-        folds.append((torch.randint(0, 256, (n, args.side, args.side), generator=g, dtype=torch.uint8),
-                      torch.randint(0, args.classes, (n,), generator=g)))
-
-    def models() -> list[torch.nn.Module]:
-        built = []
-        for seed in seeds:
-            seed_everything(seed)
-            built.append(build_model(card, args.classes))
-        return built
-
-    reason = stack_refusal(models()[0], card, device)
-    if reason is not None:
-        raise SystemExit(f"card `{card.name}` cannot be stacked: {reason}")
-    one_by_one_runs, stacked_runs = [], []
-    for _ in range(args.rounds):
-        fresh = models()
-        synchronize(device)
-        start = time.perf_counter()
-        reference = [fit(m, card, *fold, device, seed, progress=False) for m, fold, seed in zip(fresh, folds, seeds)]
-        synchronize(device)
-        one_by_one_runs.append(time.perf_counter() - start)
-        fresh = models()
-        synchronize(device)
-        start = time.perf_counter()
-        stacked = fit_stacked(fresh, card, folds, device, seeds)
-        synchronize(device)
-        stacked_runs.append(time.perf_counter() - start)
-    difference = max((a - b).abs().max().item() for ref, ours in zip(reference, stacked)
-                     for a, b in zip(ref.state_dict().values(), ours.state_dict().values()))
-    seen = sum(len(images) for images, _ in folds) * card.recipe.repeats * card.recipe.epochs
-    one_by_one, together = min(one_by_one_runs), min(stacked_runs)
+    folds = random_folds(args.folds, args.images, args.side, args.classes)
+    result = time_folds(card, folds, device, args.classes, args.rounds)
+    if result["refused"] is not None:
+        raise SystemExit(f"card `{card.name}` cannot be stacked: {result['refused']}")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} thread(s)"
     print(f"card {card.name} ({card.model} at {card.input.channels}x{card.input.size[0]}x{card.input.size[1]}, "
           f"batch {card.recipe.batch_size}), K={args.folds} folds of {len(folds[-1][0])}-{len(folds[0][0])} images "
           f"x {card.recipe.epochs} epochs, {name}, best of {args.rounds} alternating rounds")
-    print(f"one by one {seen / one_by_one:9.1f} img/s   stacked {seen / together:9.1f} img/s   "
-          f"ratio {one_by_one / together:.2f}x   largest weight difference {difference:.2e}")
+    print(f"one by one {result['one_by_one_img_s']:9.1f} img/s   stacked {result['stacked_img_s']:9.1f} img/s   "
+          f"ratio {result['speedup']:.2f}x   largest weight difference {result['largest_weight_difference']:.2e}")
 
 
 if __name__ == "__main__":

@@ -126,8 +126,14 @@ def run(
     jobs: Annotated[int, typer.Option(min=1, help="Train this many jobs at once in local processes (GPUs round-robin).")] = 1,
     executor: Annotated[str, typer.Option(help="local, or dask (with --scheduler).")] = "local",
     scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address, e.g. tcp://10.0.0.5:8786.")] = None,
+    stack: Annotated[Optional[bool], typer.Option(
+        "--stack/--no-stack", help="Train the folds of a model together with stacked weights (default: on CUDA).")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Start even when the estimated time exceeds the confirmation threshold.")] = False,
 ) -> None:
-    """Train and evaluate models under protocols; resumable, writes tables and pictures."""
+    """Train and evaluate models under protocols; resumable, writes tables and pictures.
+
+    Before training, prints the planner's estimate of each protocol (see `ferbench plan`) and
+    asks for --yes when it exceeds $FERBENCH_CONFIRM_HOURS (default 2) hours."""
     from ferbench.cards import load_card
     from ferbench.executors import make_executor
     from ferbench.pipeline import attach_images, load_protocol_data
@@ -139,14 +145,16 @@ def run(
                          epochs=epochs, repeats=repeats, speed=speed)
     rows = []
     try:
-        runner = make_executor(executor, jobs, scheduler)
+        runner = make_executor(executor, jobs, scheduler, stack)
         for file in protocols:
             protocol = load_protocol(file, roots=parse_roots(root), synthetic=synthetic)
             data = attach_images(load_protocol_data(protocol))
             cards = [load_card(m.strip()) for m in models.split(",")] if models else default_cards(protocol)
             if temperature_sweep:
                 cards = expand_temperature_sweeps(cards)
-            for card, summary in zip(cards, run_cards(data, data.folds(), cards, options, runner)):
+            folds_ = data.folds()
+            confirm_estimate(protocol, folds_, cards, options, yes)
+            for card, summary in zip(cards, run_cards(data, folds_, cards, options, runner)):
                 metrics = summary.get("metrics", {})
                 rows.append({
                     "protocol": protocol.id + (" (synthetic)" if data.synthetic else ""),
@@ -163,6 +171,35 @@ def run(
     typer.echo(f"results, confusion matrices and predictions under {out.resolve()}")
 
 
+def confirm_estimate(protocol, folds, cards, options, yes: bool) -> None:
+    """Print the planner's estimate of the pending jobs; above the threshold, start only with
+    ``--yes`` or an interactive confirmation (a non-interactive shell is refused)."""
+    import os
+    import sys
+
+    from ferbench.jobs import resolve_device
+    from ferbench.planner import CONFIRM_SECONDS, format_duration, pending_folds, plan_folds, totals
+    from ferbench.runner import apply_deviations
+
+    selected = pending_folds(protocol, folds, cards, options.seeds, options.folds, options.out)
+    if not selected:
+        return
+    rows = plan_folds(protocol, folds, cards, len(options.seeds), selected, resolve_device(options.device),
+                      lambda card: apply_deviations(card, options)[0])
+    total = totals(rows)
+    typer.echo(f"plan {protocol.id}: {total['jobs']} jobs, {total['image_passes']:,} image passes, "
+               f"{total['steps']:,} steps, about {format_duration(total['seconds'])} on {options.device}")
+    limit = float(os.environ.get("FERBENCH_CONFIRM_HOURS", CONFIRM_SECONDS / 3600)) * 3600
+    if yes or total["seconds"] is None or total["seconds"] <= limit:
+        return
+    question = f"the estimate exceeds {format_duration(limit)}; start anyway?"
+    if not sys.stdin.isatty():
+        raise FerbenchError(f"{protocol.id}: {question.split(';')[0]} (see `ferbench plan`); pass --yes to start, "
+                            "or shorten the run with --models, --folds, --epochs")
+    if not typer.confirm(question):
+        raise typer.Exit(1)
+
+
 def _ints(text: str) -> list[int]:
     try:
         return [int(t) for t in text.split(",") if t.strip()]
@@ -173,6 +210,52 @@ def _ints(text: str) -> list[int]:
 def _ms(speed: dict) -> str:
     latency = (speed.get("cpu") or {}).get("latency") or {}
     return f"{latency['median_ms']:.2f}" if "median_ms" in latency else "-"
+
+
+@app.command()
+def plan(
+    protocols: Annotated[list[Path], typer.Argument(help="Protocol YAML files.")],
+    models: Annotated[Optional[str], typer.Option(help="Comma-separated model cards; default: every baseline that fits.")] = None,
+    root: RootOption = None,
+    synthetic: SyntheticOption = False,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda: the device the estimate is for.")] = "auto",
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0",
+    folds: Annotated[Optional[str], typer.Option(help="Comma-separated fold indices (default all).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Override every recipe's epochs.")] = None,
+    repeats: Annotated[Optional[int], typer.Option(min=1, help="Override every recipe's passes per epoch.")] = None,
+    calibrate: Annotated[bool, typer.Option(help="Time a few training steps per model (cached per device) for the estimate.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Print what a run would train (jobs, image passes, steps) and about how long it takes here."""
+    from ferbench.cards import load_card
+    from ferbench.jobs import resolve_device
+    from ferbench.pipeline import load_protocol_data
+    from ferbench.planner import format_duration, plan_folds, rows_as_dicts, totals
+    from ferbench.protocol import load_protocol
+    from ferbench.runner import RunOptions, apply_deviations, default_cards
+
+    options = RunOptions(device=device, seeds=_ints(seeds), epochs=epochs, repeats=repeats)
+    rows = []
+    try:
+        for file in protocols:
+            protocol = load_protocol(file, roots=parse_roots(root), synthetic=synthetic)
+            cards = [load_card(m.strip()) for m in models.split(",") if m.strip()] if models else default_cards(protocol)
+            rows += plan_folds(protocol, load_protocol_data(protocol).folds(), cards, len(options.seeds),
+                               _ints(folds) if folds else None, resolve_device(device) if calibrate else None,
+                               lambda card: apply_deviations(card, options)[0])
+    except FerbenchError as exc:
+        fail(exc)
+    total = totals(rows)
+    if as_json:
+        typer.echo(json.dumps({"device": device, "rows": rows_as_dicts(rows), "total": total}, indent=2))
+        return
+    table = [[r.protocol, r.model + ("" if r.role == "model" else f" ({r.role})"), r.jobs, f"{r.images_per_epoch:,.0f}",
+              r.epochs, f"{r.image_passes:,}", f"{r.steps:,}", format_duration(r.seconds)] for r in rows]
+    table.append(["total", "", total["jobs"], "", "", f"{total['image_passes']:,}", f"{total['steps']:,}",
+                  format_duration(total["seconds"])])
+    typer.echo(tabulate(table, headers=["protocol", "model", "jobs", "images/epoch", "epochs", "image passes",
+                                        "steps", f"estimate ({device})"], disable_numparse=True))
+    typer.echo("estimate: training steps only, from a short calibration per model (see ferbench.planner)")
 
 
 @app.command("models")

@@ -149,9 +149,10 @@ def worker_devices(device: str, workers: int) -> list[str]:
     return [str(resolve_device(device))] * workers
 
 
-def make_executor(name: str, jobs: int = 1, scheduler: str | None = None) -> Executor:
+def make_executor(name: str, jobs: int = 1, scheduler: str | None = None, stack: bool | None = None) -> Executor:
     """The executor the ``run`` options name: ``local`` (``jobs`` processes, or this process
-    for 1) or ``dask`` (needs ``scheduler``)."""
+    for 1) or ``dask`` (needs ``scheduler``). ``stack`` forces stacked fold training on or off
+    in this process (None: on CUDA only); other executors train one job at a time."""
     if name == "dask":
         if not scheduler:
             raise FerbenchError("--executor dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
@@ -160,7 +161,9 @@ def make_executor(name: str, jobs: int = 1, scheduler: str | None = None) -> Exe
         raise FerbenchError(f"unknown --executor `{name}`: choose local or dask")
     if scheduler:
         raise FerbenchError("--scheduler is for --executor dask")
-    return ProcessExecutor(jobs) if jobs > 1 else SequentialExecutor(progress=True)
+    if stack and jobs > 1:
+        raise FerbenchError("--stack trains folds together in this process: it cannot be combined with --jobs N")
+    return ProcessExecutor(jobs) if jobs > 1 else SequentialExecutor(progress=True, stack_folds=stack)
 
 
 # ----------------------------------------------------------------------------- worker side

@@ -184,3 +184,20 @@ def test_stacked_fold_training_in_the_runner_matches_one_by_one(data, tmp_path, 
         assert stacked["path"].tolist() == single["path"].tolist()
         np.testing.assert_allclose(stacked.filter(like="p_").to_numpy(), single.filter(like="p_").to_numpy(),
                                    atol=1e-4)
+
+
+def test_a_dropout_model_stacked_in_the_runner_is_identical_on_rerun(data, tmp_path):
+    from ferbench.executors import make_executor
+
+    path = tmp_path / "xxs.yaml"
+    path.write_text(CARD.format(name="xxs", objective="{name: cross_entropy}"))  # MicroExpNet-XXS: dropout 0.5
+    card = load_card(path)
+    executor = make_executor("local", 1, None, stack=True)
+    assert isinstance(executor, SequentialExecutor) and executor.stack_folds is True
+    with pytest.raises(FerbenchError, match="--stack .* --jobs"):
+        make_executor("local", 2, None, stack=True)
+    run(data, [card], tmp_path / "first", executor)
+    run(data, [card], tmp_path / "again", make_executor("local", 1, None, stack=True))
+    for job in ("seed0/fold0", "seed1/fold1"):
+        read = lambda out: (tmp_path / out / "ckplus_7cls_si" / "xxs" / job / "predictions.csv").read_bytes()
+        assert read("first") == read("again")

@@ -11,28 +11,31 @@ the batched kernels; on CUDA the noise of bfloat16 autocast, which both paths us
 - **same draws**: fold k has its own ``torch.Generator`` seeded as ``fit`` seeds it; its batch
   order (``_batches``) and every augmentation come from that generator in ``fit``'s order.
 - **unequal folds**: folds have different sizes, hence different batch counts and last-batch
-  sizes. Each step pads every fold's batch to the step's largest batch; padded samples carry
-  weight 0, and the loss is the mean over the real samples only, so gradients are unchanged.
-  A fold with no batch left at a step is *inactive*: its weights and optimiser state (moments,
-  step count) stay as they are. A zero gradient would not do: Adam still moves on momentum.
+  sizes. At each step the folds are grouped by batch size and each group runs as one batched
+  call, so no batch is ever padded (padding would enter BatchNorm's batch statistics). A fold
+  with no batch left at a step is *inactive*: its weights and optimiser state (moments, step
+  count) stay as they are. A zero gradient would not do: Adam still moves on momentum.
 - **optimisers** (``adam``, ``adamw``, ``sgd`` with momentum / Nesterov / weight decay) are
   re-implemented on the ``K x P`` tensor with the formulas of torch's single-tensor
   implementations, a per-model step count and a per-model active mask.
 
 Supported (:func:`stack_refusal` says why not, :func:`can_stack` answers yes or no):
 
-- neural models whose training step is a deterministic function of (weights, batch), each
-  sample processed on its own: no active ``Dropout`` (p > 0) or ``RReLU`` (vmap would draw
-  other masks than ``fit``), no ``BatchNorm`` (batch statistics would include the padding, and
-  running statistics are updated in place), no ``InstanceNorm`` with running statistics. Of the
-  bundled models: EmotionNet Nano-A/B. A model calling random functions itself (``F.dropout``)
-  makes ``vmap`` raise a ``RuntimeError`` at the first step; a model that mixes the samples of
-  a batch or updates its buffers in some other way cannot be detected, and is the caller's
-  responsibility;
+- neural models, BatchNorm included: each model's running statistics are stacked buffers that
+  its own batches update in place, and train / eval modes are honoured as in ``fit``;
+- dropout (and any random op inside the model): ``vmap(..., randomness="different")`` gives each
+  model its own masks, drawn from the global generator that :func:`fit_stacked` seeds with
+  ``seeds[0]``. **Reproducibility:** a model with dropout trained stacked is identical on a rerun
+  (same K folds, seeds and device) but is *not* the model ``fit`` trains, which draws other
+  masks; it lands in the same accuracy band (tests/test_stacked.py). Without random ops the two
+  agree up to float noise;
 - objectives ``cross_entropy`` and ``label_smoothing``; optimisers ``adam``, ``adamw``, ``sgd``;
   any schedule, augmentation, ``repeats`` and ``init_checkpoint``;
-- not: teachers (distillation), validation-based epoch selection, ``on_epoch_end``, and CUDA
-  devices without bfloat16 (``fit`` would use float16 with a gradient scaler there).
+- not: stateful objectives (center loss, AM-softmax, ED²L) and teachers (distillation),
+  validation-based epoch selection, ``on_epoch_end``, and CUDA devices without bfloat16
+  (``fit`` would use float16 with a gradient scaler there). Of the bundled models, EmotionNet
+  Nano-A/B, MicroExpNet M/S/XS/XXS, the Lopes family and C-SPP (and the Inception-v3 teacher)
+  stack; ED²L, MobileNet + center loss and the distilled students train one by one.
 
 Parameters with ``requires_grad=False`` and parameters the loss does not reach are held
 constant, as ``fit``'s optimiser skips parameters without a gradient.
@@ -91,16 +94,6 @@ def stack_refusal(model: object, card: ModelCard, device: torch.device | str | N
                 "the others keep state between steps or need a teacher)")
     if recipe.optimizer.name not in STACKABLE_OPTIMIZERS:
         return f"optimizer `{recipe.optimizer.name}` is not supported (only {', '.join(STACKABLE_OPTIMIZERS)})"
-    for name, module in model.named_modules():
-        where = f"`{card.model}` has {type(module).__name__} `{name or '(root)'}`"
-        if isinstance(module, nn.modules.dropout._DropoutNd) and module.p > 0:
-            return f"{where} (p={module.p}): batched training would draw other dropout masks than one-by-one training"
-        if isinstance(module, nn.RReLU):
-            return f"{where}: its random slopes would be drawn differently in batched training"
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            return f"{where}: batch statistics would include the padding, and running statistics change in place"
-        if isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats:
-            return f"{where} with running statistics, which change in place"
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         return f"`{card.model}` has no trainable parameters"
@@ -170,15 +163,17 @@ def fit_stacked(
     precision = _Precision(device)
     targets = _target_function(card, num_classes)
 
-    def loss(flat: torch.Tensor, constants: dict[str, torch.Tensor], x: torch.Tensor, target: torch.Tensor,
-             weight: torch.Tensor) -> torch.Tensor:
-        """One model's loss: weighted mean over its real samples (weight 1; padding has 0)."""
+    def loss(flat: torch.Tensor, constants: dict[str, torch.Tensor], x: torch.Tensor,
+             target: torch.Tensor) -> torch.Tensor:
+        """One model's mean loss over its batch; BatchNorm updates the running statistics in
+        ``constants`` in place, as it would on the model itself."""
         with precision.autocast():
             logits = functional_call(state.skeleton, (state.unflatten(flat), constants), (x,))
-        per_sample = F.cross_entropy(logits.float(), target, reduction="none")
-        return (per_sample * weight).sum() / weight.sum().clamp_min(1)
+        return F.cross_entropy(logits.float(), target)
 
-    step = vmap(grad_and_value(loss))
+    # randomness="different": each model draws its own dropout masks (from the global generator,
+    # seeded above), so a stacked run is deterministic but draws other masks than one-by-one fit.
+    step = vmap(grad_and_value(loss), randomness="different")
     state.skeleton.train()
     bar = tqdm(range(recipe.epochs), desc=f"{card.name} x{len(models)}", unit="epoch", disable=not progress,
                leave=False)
@@ -187,12 +182,18 @@ def fit_stacked(
         plans = [_batches(lane.size, recipe, lane.generator) for lane in lanes]
         total, seen = torch.zeros(len(lanes), device=device), torch.zeros(len(lanes), device=device)
         for position in range(max(len(plan) for plan in plans)):
-            x, target, weight, active = _stacked_batch(lanes, plans, position, augmenter, targets)
-            grads, losses = step(state.flat, state.constants, x, target, weight)
-            optimizer.step(state.flat, grads, active, lr)
-            real = weight.sum(dim=1)
-            total += losses.detach() * real
-            seen += real
+            batches = _lane_batches(lanes, plans, position, augmenter, targets)
+            grads = torch.zeros_like(state.flat)
+            for group in _same_size_groups(batches):
+                index = torch.tensor(group, device=device)
+                x = torch.stack([batches[k][0] for k in group])
+                target = torch.stack([batches[k][1] for k in group])
+                group_grads, losses = step(*state.group(index), x, target)
+                state.ungroup(index)
+                grads[index] = group_grads
+                total[index] += losses.detach() * x.shape[1]
+                seen[index] += x.shape[1]
+            optimizer.step(state.flat, grads, [k in batches for k in range(len(lanes))], lr)
         if progress:
             bar.set_postfix(loss=f"{(total.sum() / seen.sum().clamp_min(1)).item():.4f}")
     state.write_back(models)
@@ -243,6 +244,8 @@ def _trained_names(model: nn.Module, probe: torch.Tensor) -> list[str]:
     ``.grad`` attributes are restored)."""
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     saved = [p.grad for _, p in params]
+    buffers = {n: b.clone() for n, b in model.named_buffers()}  # a training pass moves BatchNorm statistics
+    rng = torch.get_rng_state()  # and dropout draws from the global generator
     was_training = model.training
     model.train()
     outputs = model(probe).float()
@@ -250,6 +253,10 @@ def _trained_names(model: nn.Module, probe: torch.Tensor) -> list[str]:
     grads = torch.autograd.grad(outputs.sum(), [p for _, p in params], allow_unused=True)
     for (_, p), grad in zip(params, saved):
         p.grad = grad
+    with torch.no_grad():
+        for name, buffer in model.named_buffers():
+            buffer.copy_(buffers[name])
+    torch.set_rng_state(rng)
     return [n for (n, _), grad in zip(params, grads) if grad is not None]
 
 
@@ -265,7 +272,28 @@ class _StackedState:
         self.numels = [math.prod(shape) for shape in self.shapes]
         self.flat = torch.cat([params[n].detach().flatten(1) for n in trained], dim=1).contiguous()
         self.constants = {n: t.detach() for n, t in params.items() if n not in trained} | dict(buffers)
+        self.buffer_names = list(buffers)
         self.skeleton = copy.deepcopy(models[0]).to("meta")
+        self._group: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None
+
+    def group(self, index: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(weights, constants) of the models in ``index`` for one batched call. All models: the
+        stacked tensors themselves; a subset: copies, whose updated buffers :meth:`ungroup`
+        writes back."""
+        if len(index) == len(self.flat):
+            self._group = None
+            return self.flat, self.constants
+        constants = {n: t[index] for n, t in self.constants.items()}
+        self._group = (index, constants)
+        return self.flat[index], constants
+
+    @torch.no_grad()
+    def ungroup(self, index: torch.Tensor) -> None:
+        """Write the buffers (BatchNorm running statistics) a subset's call updated back."""
+        if self._group is not None:
+            for name in self.buffer_names:
+                self.constants[name][index] = self._group[1][name]
+            self._group = None
 
     def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         """One model's parameter dict as views of its flat vector ``P``."""
@@ -273,10 +301,14 @@ class _StackedState:
 
     @torch.no_grad()
     def write_back(self, models: list[nn.Module]) -> None:
-        for model, flat in zip(models, self.flat):
+        """Copy each model's trained weights and buffers (running statistics) into it."""
+        for k, (model, flat) in enumerate(zip(models, self.flat)):
             own = dict(model.named_parameters())
             for name, value in self.unflatten(flat).items():
                 own[name].copy_(value)
+            buffers = dict(model.named_buffers())
+            for name in self.buffer_names:
+                buffers[name].copy_(self.constants[name][k])
 
 
 def _target_function(card: ModelCard, num_classes: int) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -287,30 +319,27 @@ def _target_function(card: ModelCard, num_classes: int) -> Callable[[torch.Tenso
     return lambda y: y
 
 
-def _stacked_batch(lanes: list[_Lane], plans: list[list[torch.Tensor]], position: int, augmenter: Augmenter,
-                   targets: Callable[[torch.Tensor], torch.Tensor]
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[bool]]:
-    """Batch ``position`` of every fold, padded with zero images to the largest batch size B.
-
-    Returns ``x`` (K x B x C x H x W), targets (K x B class indices, or K x B x classes
-    probabilities), weights (K x B: 1 for a real sample, 0 for padding) and ``active`` (K bools:
-    the fold has this batch; an inactive fold gets B padding samples). Each active fold's batch
-    is augmented with its own generator, in ``fit``'s order."""
-    real: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+def _lane_batches(lanes: list[_Lane], plans: list[list[torch.Tensor]], position: int, augmenter: Augmenter,
+                  targets: Callable[[torch.Tensor], torch.Tensor]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """Batch ``position`` of every fold that has one: fold index -> (augmented ``B_k x C x H x W``,
+    targets ``B_k`` or ``B_k x classes``). Each fold's batch is augmented with its own generator,
+    in ``fit``'s order; a fold without a batch at this position is inactive for the step."""
+    batches = {}
     for k, (lane, plan) in enumerate(zip(lanes, plans)):
         if position < len(plan):
             index = plan[position]
-            real[k] = (augmenter.train(lane.batch(index), lane.generator), lane.labels[index])
-    width = max(len(y) for _, y in real.values())
-    some_x, some_y = next(iter(real.values()))
-    xs, ys, ws = [], [], []
-    for k in range(len(lanes)):
-        x, y = real.get(k, (some_x[:0], some_y[:0]))
-        pad = width - len(y)
-        xs.append(torch.cat([x, x.new_zeros(pad, *x.shape[1:])]))
-        ys.append(torch.cat([y, y.new_zeros(pad)]))
-        ws.append(torch.cat([x.new_ones(len(y)), x.new_zeros(pad)]))
-    return torch.stack(xs), targets(torch.stack(ys)), torch.stack(ws), [k in real for k in range(len(lanes))]
+            batches[k] = (augmenter.train(lane.batch(index), lane.generator), targets(lane.labels[index]))
+    return batches
+
+
+def _same_size_groups(batches: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> list[list[int]]:
+    """The folds of ``batches`` grouped by batch size, largest first: each group trains in one
+    batched call without padding (padding would enter BatchNorm's batch statistics). Usually all
+    folds share the recipe's batch size; only the last batches of an epoch differ."""
+    groups: dict[int, list[int]] = {}
+    for k, (x, _) in batches.items():
+        groups.setdefault(len(x), []).append(k)
+    return [groups[size] for size in sorted(groups, reverse=True)]
 
 
 class _StackedOptimizer:

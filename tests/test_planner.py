@@ -1,0 +1,104 @@
+"""The planner: exact job / pass / step counts, teachers counted once, and the run's confirmation gate."""
+
+import json
+from pathlib import Path
+
+import torch
+from typer.testing import CliRunner
+
+from ferbench.cards import load_card
+from ferbench.cli import app
+from ferbench.planner import Calibration, job_counts, plan_protocol, totals
+from ferbench.training.trainer import _batches
+
+from helpers import TINY_PLUGIN_CARD
+
+PROTOCOLS = Path(__file__).parents[1] / "protocols"
+runner = CliRunner()
+
+
+def _card(tmp_path, epochs=3, batch_size=4, repeats=2):
+    path = tmp_path / "tiny_plugin.yaml"
+    path.write_text(TINY_PLUGIN_CARD.replace("epochs: 1", f"epochs: {epochs}\n  repeats: {repeats}")
+                    .replace("batch_size: 16", f"batch_size: {batch_size}"))
+    return load_card(path)
+
+
+def test_counts_equal_what_the_trainer_batches(tmp_path):
+    card = _card(tmp_path)
+    sizes = [9, 10, 5]
+    passes, steps = job_counts(card, sizes)
+    expected_passes = expected_steps = 0
+    for n in sizes:  # the trainer's own batching, one epoch, times the epochs
+        batches = _batches(n, card.recipe, torch.Generator().manual_seed(0))
+        expected_passes += sum(len(b) for b in batches) * card.recipe.epochs
+        expected_steps += len(batches) * card.recipe.epochs
+    assert (passes, steps) == (expected_passes, expected_steps) == (3 * (18 + 20 + 10), 3 * (5 + 5 + 3))
+    single = _card(tmp_path, epochs=1, repeats=1)  # 9 images in batches of 4: the last image is dropped
+    assert job_counts(single, [9]) == (8, 2)
+    assert job_counts(load_card("hog_svm"), [9, 10]) == (19, 0)
+
+
+def test_a_distilling_cards_teacher_is_planned_once_with_the_same_budget():
+    cards = [load_card("microexpnet_xxs_kd"), load_card("microexpnet_s_kd")]
+    shorten = lambda card: card.with_epochs(2)  # noqa: E731 - what --epochs 2 does to every card
+    rows = plan_protocol("p", [100, 90], cards, 2, None, shorten)
+    assert [r.model for r in rows] == ["inception_v3_teacher", "microexpnet_xxs_kd", "microexpnet_s_kd"]
+    assert rows[0].role == "teacher of microexpnet_xxs_kd"
+    assert all(r.jobs == 4 and r.epochs == 2 for r in rows)  # 2 folds x 2 seeds, teachers per (seed, fold)
+    assert rows[1].image_passes == 2 * 2 * 8 * (100 + 90)  # seeds x epochs x repeats x images
+    assert totals(rows)["seconds"] is None and totals(rows)["jobs"] == 12
+
+
+def test_calibration_is_cached_per_device(tmp_path):
+    card = _card(tmp_path, epochs=1, repeats=1)
+    first = Calibration(torch.device("cpu"), (48, 48), 3, tmp_path)
+    seconds = first.seconds_per_pass(card)
+    assert seconds > 0 and first.path.is_file()
+    again = Calibration(torch.device("cpu"), (48, 48), 3, tmp_path)
+    assert again._cache == first._cache and again.seconds_per_pass(card) == seconds
+
+
+def test_plan_json_counts_every_fold_and_seed(tmp_path):
+    card = _card(tmp_path)
+    result = runner.invoke(app, ["plan", str(PROTOCOLS / "jaffe_6cls_loso.yaml"), "--root", "jaffe=synthetic:small",
+                                 "--models", str(tmp_path / "tiny_plugin.yaml"), "--seeds", "0,1", "--epochs", "2",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    (row,) = plan["rows"]
+    assert row["jobs"] == 20 and row["epochs"] == 2  # 10 LOSO folds x 2 seeds
+    assert row["seconds"] > 0 and plan["total"]["seconds"] == row["seconds"]
+    assert row["image_passes"] == job_counts(card.with_epochs(2), [row["images_per_epoch"] / 2] * 20)[0]
+
+
+def test_run_over_the_threshold_needs_yes(tmp_path, monkeypatch):
+    _card(tmp_path, epochs=1, repeats=1)
+    args = ["run", str(PROTOCOLS / "jaffe_6cls_loso.yaml"), "--root", "jaffe=synthetic:small", "--models",
+            str(tmp_path / "tiny_plugin.yaml"), "--folds", "0", "--out", str(tmp_path / "runs"), "--no-speed"]
+    monkeypatch.setenv("FERBENCH_CONFIRM_HOURS", "1e-9")
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 2 and "pass --yes" in refused.output
+    assert not (tmp_path / "runs" / "jaffe_6cls_loso" / "tiny_plugin" / "seed0" / "fold0" / "DONE").exists()
+    started = runner.invoke(app, [*args, "--yes"])
+    assert started.exit_code == 0, started.output
+    assert "plan jaffe_6cls_loso: 1 jobs" in started.output
+    assert (tmp_path / "runs" / "jaffe_6cls_loso" / "tiny_plugin" / "seed0" / "fold0" / "DONE").is_file()
+    again = runner.invoke(app, args)  # nothing left to train: no estimate, no question
+    assert again.exit_code == 0 and "plan jaffe_6cls_loso" not in again.output
+
+
+def test_the_device_check_script_runs_its_reduced_cpu_version(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "device_check.json"
+    script = Path(__file__).parents[1] / "benchmarks" / "device_check.py"
+    done = subprocess.run([sys.executable, str(script), "--device", "cpu", "--reduced", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert set(report) >= {"device", "stacked", "bare_loop", "autocast", "plan"}
+    assert set(report["stacked"]) == {"microexpnet_xxs", "emotionnet_nano_b", "lopes_cnn"}
+    assert report["stacked"]["emotionnet_nano_b"]["refused"] is None  # no dropout / BatchNorm: stackable
+    assert report["plan"]["total"]["jobs"] == 40  # 4 cards x the 10 folds of ckplus_7cls_si
