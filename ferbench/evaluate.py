@@ -53,12 +53,12 @@ from ferbench.io import json_bytes
 from ferbench.labels import check_class_set
 from ferbench.metrics import fold_metrics
 from ferbench.models.checkpoint import read_state_dict
-from ferbench.pipeline import ProtocolData
+from ferbench.pipeline import ProtocolData, data_fingerprint
 from ferbench.plugins import build_model
 from ferbench.protocol import PreprocessSpec
 from ferbench.jobs import confusion_csv, predictions_csv, resolve_device
-from ferbench.runner import summarise, write_run_header
-from ferbench.runs import RunDir, job_fingerprint
+from ferbench.runner import run_header, summarise, write_run_header
+from ferbench.runs import RunDir, job_fingerprint, job_inputs
 from ferbench.speed import count_parameters
 from ferbench.splits import Fold
 from ferbench.training import predict_proba
@@ -299,17 +299,21 @@ def evaluate_checkpoint(data: ProtocolData, trained: TrainedModel, out: Path, na
     metrics = fold_metrics(y[index], pred, classes)
 
     digest = hashlib.sha256(trained.checkpoint.read_bytes()).hexdigest()
-    fingerprint = job_fingerprint(protocol.fingerprint, card.fingerprint, 0, 0,
-                                  {"checkpoint": digest, "labels": list(trained.labels)})
-    write_run_header(run, data, [fold], card, {})
+    data_fp = data_fingerprint(data)
+    inputs = job_inputs(protocol.fingerprint, data_fp, card.fingerprint, 0, 0,
+                        {"checkpoint": digest, "labels": list(trained.labels)})
+    fingerprint = job_fingerprint(inputs)
+    header = run_header(data, card, {}, data_fp)
+    write_run_header(run, data, [fold], card, header)
     suffix = "" if side == "test" else f"_{side}"
+    keys = data.keys() if side == "test" else data.target.keys()
     run.write_job(0, 0, {
-        f"predictions{suffix}.csv": predictions_csv([samples[i] for i in index], y[index], pred, probs,
-                                                    list(classes)).encode(),
+        f"predictions{suffix}.csv": predictions_csv([samples[i] for i in index], [keys[i] for i in index], y[index],
+                                                    pred, probs, list(classes)).encode(),
         f"confusion{suffix}.csv": confusion_csv(metrics["confusion"], list(classes)).encode(),
         "metrics.json": json_bytes({"seed": 0, "fold": 0, side: metrics}),
-    }, fingerprint)
-    summary = summarise(run, data, card, [(0, 0, fingerprint)], {})
+    }, fingerprint, inputs)
+    summary = summarise(run, data, card, [(0, 0, fingerprint)], header)
     summary.update({
         "evaluated": True,
         "checkpoint": {"path": str(trained.checkpoint.resolve()), "sha256": digest, "kind": trained.kind},

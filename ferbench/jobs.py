@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ from ferbench.errors import FerbenchError
 from ferbench.io import json_bytes
 from ferbench.metrics import fold_metrics
 from ferbench.pipeline import ProtocolData
+from ferbench.runs import job_fingerprint
 from ferbench.splits import Fold
 from ferbench.training import can_stack, fit, fit_stacked, predict_proba, seed_everything, teacher_forward
 
@@ -40,7 +41,8 @@ def resolve_device(name: str) -> torch.device:
 
 @dataclass(frozen=True)
 class Job:
-    """One (card, seed, fold) job of a protocol; ``fingerprint`` identifies its inputs.
+    """One (card, seed, fold) job of a protocol; ``inputs`` (:func:`ferbench.runs.job_inputs`)
+    is everything that can change its result.
 
     A distilling card's job carries its teacher card and the state dict (``model.pt`` bytes)
     the teacher job of the same (seed, fold) trained."""
@@ -48,9 +50,14 @@ class Job:
     card: ModelCard
     seed: int
     fold: Fold
-    fingerprint: str
+    inputs: Mapping[str, Any]
     teacher_card: ModelCard | None = None
     teacher_state: bytes | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """The hash of :attr:`inputs` that its ``DONE`` records."""
+        return job_fingerprint(self.inputs)
 
     @property
     def key(self) -> tuple[str, int, int]:
@@ -111,19 +118,20 @@ def evaluate_job(data: ProtocolData, job: Job, model: Any, device: torch.device)
         results["selected_epoch"] = model.selected_epoch  # chosen on the validation set, never on test
     evaluations = []
     if len(fold.test):
-        evaluations.append(("source" if data.target is not None else "test", data.samples, fold.test, images, y))
+        evaluations.append(("source" if data.target is not None else "test", data.samples, data.keys(), fold.test,
+                            images, y))
     if data.target is not None:
         t = data.target
-        evaluations.append(("target", t.samples, np.arange(len(t.samples)), t.images, t.y))
+        evaluations.append(("target", t.samples, t.keys(), np.arange(len(t.samples)), t.images, t.y))
     files: dict[str, bytes] = {}
-    for name, samples, idx, imgs, labels in evaluations:
+    for name, samples, keys, idx, imgs, labels in evaluations:
         probs = predict_proba(model, card, torch.from_numpy(imgs[idx]), device).cpu().numpy()
         pred = probs.argmax(axis=1)
         metrics = fold_metrics(labels[idx], pred, classes)
         results[name] = metrics
         suffix = "" if name in ("test", "source") else f"_{name}"
-        files[f"predictions{suffix}.csv"] = predictions_csv([samples[i] for i in idx], labels[idx], pred, probs,
-                                                            classes).encode()
+        files[f"predictions{suffix}.csv"] = predictions_csv([samples[i] for i in idx], [keys[i] for i in idx],
+                                                            labels[idx], pred, probs, classes).encode()
         files[f"confusion{suffix}.csv"] = confusion_csv(metrics["confusion"], classes).encode()
     files.update(_model_file(model))
     files["metrics.json"] = json_bytes(results)
@@ -152,11 +160,15 @@ def train_model(card: ModelCard, images: np.ndarray, y: np.ndarray, num_classes:
                progress=progress, validation=held_out)
 
 
-def predictions_csv(samples: list, y_true: np.ndarray, y_pred: np.ndarray, probs: np.ndarray,
+def predictions_csv(samples: list, keys: Sequence[str], y_true: np.ndarray, y_pred: np.ndarray, probs: np.ndarray,
                     classes: list[str]) -> str:
-    """CSV text: path, subject, true and predicted class, then ``p_<class>`` probabilities."""
+    """CSV text: path, subject, true and predicted class, then ``p_<class>`` probabilities.
+
+    ``path`` is each sample's key relative to its dataset root (``keys``, one per sample, from
+    :meth:`~ferbench.pipeline.ProtocolData.keys`), so runs on copies of a dataset in different
+    places write the same file."""
     frame = pd.DataFrame({
-        "path": [s.key for s in samples],
+        "path": list(keys),
         "subject": [s.subject for s in samples],
         "true": [classes[i] for i in y_true],
         "predicted": [classes[i] for i in y_pred],

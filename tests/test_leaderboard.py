@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from ferbench.cli import app
 from ferbench.leaderboard import build_boards, find_runs, write_leaderboard
-from ferbench.runs import job_fingerprint
+from ferbench.runs import RunDir
 
 PROTOCOLS = Path(__file__).parents[1] / "protocols"
 CLASSES = ["anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise"]
@@ -32,21 +32,20 @@ def stats(values):
 
 def make_run(out, protocol_id, model, scores, *, fingerprint="fp_a", complete=True, synthetic=False,
              dataset="ckplus", reported=(), source_scores=None, split=None, mtime=None):
-    """Write a run directory by hand: per-fold metrics.json + DONE, summary.json, resolved protocol.
+    """Write a run directory by hand: per-fold metrics.json + DONE, summary.json, run.json and
+    the resolved protocol.
 
     ``source_scores`` makes it a cross-dataset run (``dataset`` -> jaffe) whose fold scores sit
     under ``target`` and the source scores under ``source``."""
     root = out / protocol_id / model
+    run = RunDir(root)
     card_fp = f"card-{model}"
     cross = source_scores is not None
     for fold, score in enumerate(scores):
-        job = root / "seed0" / f"fold{fold}"
-        job.mkdir(parents=True)
         result = {"seed": 0, "fold": fold, ("target" if cross else "test"): {"accuracy": score}}
         if cross:
             result["source"] = {"accuracy": source_scores[fold]}
-        (job / "metrics.json").write_text(json.dumps(result))
-        (job / "DONE").write_text(job_fingerprint(fingerprint, card_fp, 0, fold, {}) + "\n")
+        run.write_job(0, fold, {"metrics.json": json.dumps(result).encode()}, f"job{fold}-{fingerprint}")
     spec = {"name": dataset, "root": "synthetic:small" if synthetic else f"/data/{dataset}", "options": {}}
     frames = {"select": "last_n", "n": 3, "first_as_neutral": "none", "intensities": None}
     protocol = {
@@ -59,10 +58,12 @@ def make_run(out, protocol_id, model, scores, *, fingerprint="fp_a", complete=Tr
                           "evaluate": "fold_models"} if cross else None,
         "metrics": {"primary": "accuracy", "report": ["accuracy", "macro_f1", "weighted_f1", "uar"]},
     }
+    header = {"protocol": protocol_id, "model": model, "fingerprint": fingerprint, "data_fingerprint": "data-fp",
+              "card_fingerprint": card_fp, "deviations": {}, "teacher_card_fingerprint": None}
     summary = {
-        "protocol": protocol_id, "fingerprint": fingerprint, "model": model, "card_fingerprint": card_fp,
-        "classes": CLASSES, "synthetic": synthetic, "cross_dataset": cross, "deviations": {},
+        **header, "classes": CLASSES, "synthetic": synthetic, "cross_dataset": cross,
         "jobs_done": len(scores), "jobs_total": 10, "complete": complete, "seeds": [0],
+        "jobs": [{"seed": 0, "fold": fold, "fingerprint": f"job{fold}-{fingerprint}"} for fold in range(len(scores))],
         "reported": [{"protocol": protocol_id, "metric": "accuracy", "value": value, "note": "Table 1"}
                      for value in reported],
         "metrics": {"accuracy": stats(scores), "macro_f1": stats(scores), "uar": stats(scores)},
@@ -72,7 +73,7 @@ def make_run(out, protocol_id, model, scores, *, fingerprint="fp_a", complete=Tr
         source, target = statistics.fmean(source_scores), statistics.fmean(scores)
         summary["source_metrics"] = {"accuracy": stats(source_scores)}
         summary["drop"] = {"metric": "accuracy", "source": source, "target": target, "drop": source - target}
-    (root / "protocol.resolved.yaml").write_text(yaml.safe_dump(protocol))
+    run.write_header(header, {"protocol.resolved.yaml": yaml.safe_dump(protocol).encode()})
     (root / "env.json").write_text(json.dumps({"ferbench": "0.1.0"}))
     (root / ("confusion_target.png" if cross else "confusion.png")).write_bytes(b"not really a png")
     (root / "summary.json").write_text(json.dumps(summary))
