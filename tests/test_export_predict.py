@@ -115,7 +115,7 @@ def test_predict_on_a_stored_crop_reproduces_the_run(run, data, tmp_path):
     trained = load_trained_model(run / "seed0" / "fold0" / "model.pt")
     (result,) = predict_paths([tmp_path / "crop.png"], trained, face="none")
     assert result.box == (0, 0, 128, 128)
-    expected = pd.read_csv(run / "seed0" / "fold0" / "predictions.csv").set_index("path").loc[data.samples[i].key]
+    expected = pd.read_csv(run / "seed0" / "fold0" / "predictions.csv").set_index("path").loc[data.keys()[i]]
     assert np.allclose([result.probabilities[c] for c in CLASSES7], [expected[f"p_{c}"] for c in CLASSES7], atol=2e-6)
     assert result.top[0] == expected["predicted"]
 
