@@ -32,7 +32,7 @@ import os
 import platform
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,15 +102,15 @@ class RunDir:
         job_dir = self.job_dir(seed, fold)
         marker = job_dir / "DONE"
         if not marker.is_file():
-            return "no DONE (never finished)"
+            return "no DONE (it never finished)"
         try:
             done = json.loads(marker.read_text(encoding="utf-8"))
             recorded, files = done["fingerprint"], dict(done["files"])
         except (OSError, ValueError, KeyError, TypeError):
             return "DONE is unreadable or from an older ferbench"
         if recorded != fingerprint:
-            old = done.get("inputs")
-            changed = [k for k in inputs if k not in old or old[k] != inputs[k]] if inputs and isinstance(old, dict) else []
+            old = done.get("inputs") if isinstance(done.get("inputs"), dict) else {}
+            changed = [key for key, value in (inputs or {}).items() if key in old and old[key] != value]
             return f"fingerprint changed: {', '.join(changed) or 'inputs'}"
         if "metrics.json" not in files:
             return "DONE lists no metrics.json"
@@ -138,10 +138,6 @@ class RunDir:
         atomic_write_json(job_dir / "DONE", {
             "fingerprint": fingerprint, "inputs": dict(inputs or {}),
             "files": {name: hashlib.sha256(content).hexdigest() for name, content in files.items()}})
-
-    def done_jobs(self, jobs: Iterable[tuple[int, int, str]]) -> list[tuple[int, int]]:
-        """The (seed, fold) pairs among ``jobs`` = (seed, fold, fingerprint) that are finished."""
-        return [(s, k) for s, k, fp in jobs if self.is_done(s, k, fp)]
 
     def write_header(self, header: Mapping[str, Any], files: Mapping[str, bytes]) -> None:
         """Make ``header`` (``run.json``, see :data:`HEADER_KEYS`) and its header ``files``

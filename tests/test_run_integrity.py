@@ -52,7 +52,12 @@ def load(root: str | Path, protocol: Path = PROTOCOL):
 def count_fits(monkeypatch) -> list[str]:
     """Card names of every ``fit`` from now on."""
     calls, real_fit = [], jobs.fit
-    monkeypatch.setattr(jobs, "fit", lambda model, card, *a, **kw: calls.append(card.name) or real_fit(model, card, *a, **kw))
+
+    def counting_fit(model, card, *args, **kwargs):
+        calls.append(card.name)
+        return real_fit(model, card, *args, **kwargs)
+
+    monkeypatch.setattr(jobs, "fit", counting_fit)
     return calls
 
 
@@ -108,7 +113,7 @@ def test_deleting_a_subject_redoes_every_job_on_the_new_folds(twin_copy, tiny, t
     with caplog.at_level(logging.WARNING):
         run_card(changed, changed.folds(), tiny, options(out))
     assert len(calls) == 4  # both folds trained again
-    assert redone(caplog) == ["tiny/seed0/fold0: fingerprint changed: data", "tiny/seed0/fold1: fingerprint changed: data"]
+    assert redone(caplog) == [f"tiny/seed0/fold{k}: fingerprint changed: data" for k in (0, 1)]
     folds = read_json(run / "folds.json")
     for k in (0, 1):
         predictions = pd.read_csv(run / "seed0" / f"fold{k}" / "predictions.csv")
@@ -219,7 +224,8 @@ def finished(small, tiny, tmp_path_factory):
     ("predictions.csv", lambda path: path.unlink(), "predictions.csv missing"),
     ("model.pt", lambda path: path.write_bytes(path.read_bytes()[::-1]), "model.pt does not match DONE"),
 ])
-def test_a_damaged_job_is_redone_and_says_why(finished, small, tiny, tmp_path, monkeypatch, caplog, name, damage, reason):
+def test_a_damaged_job_is_redone_and_says_why(finished, small, tiny, tmp_path, monkeypatch, caplog, name, damage,
+                                              reason):
     out = Path(shutil.copytree(finished, tmp_path / "runs"))
     run = out / RUN / "tiny"
     before = (run / "seed0" / "fold1" / "predictions.csv").read_bytes()
