@@ -82,12 +82,12 @@ from ferbench.io import json_bytes
 from ferbench.labels import check_class_set
 from ferbench.metrics import fold_metrics
 from ferbench.models.checkpoint import read_state_dict
-from ferbench.pipeline import ProtocolData, Side
+from ferbench.pipeline import ProtocolData, Side, data_fingerprint
 from ferbench.plugins import build_model
 from ferbench.protocol import PreprocessSpec, is_synthetic
 from ferbench.jobs import confusion_csv, predictions_csv, resolve_device
-from ferbench.runner import summarise, write_run_header
-from ferbench.runs import TRAIN_CROSS_VALIDATED, TRAIN_EXTERNAL, TRAIN_HELD_OUT_TARGET, RunDir, job_fingerprint
+from ferbench.runner import run_header, summarise, write_run_header
+from ferbench.runs import TRAIN_CROSS_VALIDATED, TRAIN_EXTERNAL, TRAIN_HELD_OUT_TARGET, RunDir, job_fingerprint, job_inputs
 from ferbench.speed import count_parameters
 from ferbench.splits import Fold
 from ferbench.training import predict_proba
@@ -509,7 +509,9 @@ def _evaluate(data: ProtocolData, models: list[TrainedModel], out: Path, name: s
     for stale in run.root.glob("seed*/fold*"):  # jobs of an earlier evaluation into this directory
         if stale.is_dir() and (stale.parent.name, stale.name) not in wanted:
             shutil.rmtree(stale)
-    write_run_header(run, data, list(folds.values()), card, {})
+    data_fp = data_fingerprint(data)
+    header = run_header(data, card, {}, data_fp)
+    write_run_header(run, data, list(folds.values()), card, header)
     jobs, held_out, model_probs, truths = [], [], [], []
     for trained, scoring, (seed, fold) in zip(models, scorings, at):
         side, index = scoring.side, scoring.index
@@ -523,8 +525,9 @@ def _evaluate(data: ProtocolData, models: list[TrainedModel], out: Path, name: s
         probs = mapping.apply(probs_model)
         pred, y = probs.argmax(axis=1), side.y[index]
         metrics = fold_metrics(y, pred, classes)
-        fingerprint = job_fingerprint(protocol.fingerprint, card.fingerprint, seed, fold,
-                                      {"checkpoint": digest, "labels": list(trained.labels)})
+        inputs = job_inputs(protocol.fingerprint, data_fp, card.fingerprint, seed, fold,
+                            {"checkpoint": digest, "labels": list(trained.labels)})
+        fingerprint = job_fingerprint(inputs)
         suffix = "" if scoring.role == "test" else f"_{scoring.role}"
         keys = side.keys()
         run.write_job(seed, fold, {
@@ -532,11 +535,11 @@ def _evaluate(data: ProtocolData, models: list[TrainedModel], out: Path, name: s
                                                         y, pred, probs, list(classes)).encode(),
             f"confusion{suffix}.csv": confusion_csv(metrics["confusion"], list(classes)).encode(),
             "metrics.json": json_bytes({"seed": seed, "fold": fold, scoring.role: metrics}),
-        }, fingerprint)
+        }, fingerprint, inputs)
         jobs.append((seed, fold, fingerprint))
         model_probs.append(probs_model)
         truths.append(y)
-    summary = summarise(run, data, card, jobs, {})
+    summary = summarise(run, data, card, jobs, header)
     record = models[0].training
     summary.update({
         "evaluated": True,

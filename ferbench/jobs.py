@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ from ferbench.errors import FerbenchError
 from ferbench.io import json_bytes
 from ferbench.metrics import fold_metrics
 from ferbench.pipeline import ProtocolData
+from ferbench.runs import job_fingerprint
 from ferbench.splits import Fold
 from ferbench.training import can_stack, fit, fit_stacked, predict_proba, seed_everything, teacher_forward
 
@@ -40,7 +41,8 @@ def resolve_device(name: str) -> torch.device:
 
 @dataclass(frozen=True)
 class Job:
-    """One (card, seed, fold) job of a protocol; ``fingerprint`` identifies its inputs.
+    """One (card, seed, fold) job of a protocol; ``inputs`` (:func:`ferbench.runs.job_inputs`)
+    is everything that can change its result.
 
     A distilling card's job carries its teacher card and the state dict (``model.pt`` bytes)
     the teacher job of the same (seed, fold) trained."""
@@ -48,9 +50,14 @@ class Job:
     card: ModelCard
     seed: int
     fold: Fold
-    fingerprint: str
+    inputs: Mapping[str, Any]
     teacher_card: ModelCard | None = None
     teacher_state: bytes | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """The hash of :attr:`inputs` that its ``DONE`` records."""
+        return job_fingerprint(self.inputs)
 
     @property
     def key(self) -> tuple[str, int, int]:
@@ -153,12 +160,15 @@ def train_model(card: ModelCard, images: np.ndarray, y: np.ndarray, num_classes:
                progress=progress, validation=held_out)
 
 
-def predictions_csv(samples: list, keys: list[str], y_true: np.ndarray, y_pred: np.ndarray, probs: np.ndarray,
+def predictions_csv(samples: list, keys: Sequence[str], y_true: np.ndarray, y_pred: np.ndarray, probs: np.ndarray,
                     classes: list[str]) -> str:
-    """CSV text: path (the samples' root-relative ``keys``), subject, true and predicted class,
-    then ``p_<class>`` probabilities."""
+    """CSV text: path, subject, true and predicted class, then ``p_<class>`` probabilities.
+
+    ``path`` is each sample's key relative to its dataset root (``keys``, one per sample, from
+    :meth:`~ferbench.pipeline.ProtocolData.keys`), so runs on copies of a dataset in different
+    places write the same file."""
     frame = pd.DataFrame({
-        "path": keys,
+        "path": list(keys),
         "subject": [s.subject for s in samples],
         "true": [classes[i] for i in y_true],
         "predicted": [classes[i] for i in y_pred],

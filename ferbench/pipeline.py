@@ -8,6 +8,8 @@ runner trains on; nothing here knows about models.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -174,6 +176,29 @@ def may_skip_images(protocol: Any) -> bool:
     """True when :func:`attach_images` may drop samples (``on_unreadable`` or ``on_no_face`` is
     ``skip``), so folds computed before it can differ from a run's."""
     return protocol.on_unreadable == "skip" or protocol.preprocess.on_no_face == "skip"
+
+
+def data_fingerprint(data: ProtocolData) -> str:
+    """16 hex digits of sha256 over the data a protocol's jobs use; call after :func:`attach_images`.
+
+    Covers, per side (role, dataset), every selected sample's root-relative key, label, subject
+    and frame, the size and modification time (ns) of its file, and the side's preprocessing
+    report (which images were skipped, and why). So deleting, adding or editing an image, or
+    fixing one that ``on_unreadable: skip`` dropped, changes it (as does a copy of the data
+    elsewhere: its files have other modification times)."""
+    digest = hashlib.sha256()
+    for side in data.all_sides():
+        digest.update(json.dumps([side.role, side.dataset, side.preprocess_report], sort_keys=True).encode())
+        stats: dict[str, tuple[int, int]] = {}  # a container file (a csv, a video) is stat'ed once
+        for sample, key in zip(side.samples, side.keys()):
+            if sample.path not in stats:
+                try:
+                    info = os.stat(sample.path)
+                    stats[sample.path] = (info.st_size, info.st_mtime_ns)
+                except OSError:
+                    stats[sample.path] = (-1, -1)
+            digest.update(json.dumps([key, sample.label, sample.subject, sample.frame, *stats[sample.path]]).encode())
+    return digest.hexdigest()[:16]
 
 
 def describe(data: ProtocolData) -> dict[str, Any]:

@@ -259,10 +259,12 @@ class Protocol(_Spec):
     def fingerprint(self) -> str:
         """16 hex digits of sha256 over the resolved protocol, minus what cannot change results.
 
-        Left out: description, papers and where the data lies (a real dataset root counts only
-        as ``real``; a synthetic one is kept). A fold file counts by its content, not its path.
+        Left out: description, papers, ``metrics`` (which metric ranks and which are reported
+        changes no job's result; every metric is computed) and where the data lies (a real
+        dataset root counts only as ``real``; a synthetic one is kept). A fold file counts by
+        its content, not its path. What the data holds is :func:`ferbench.pipeline.data_fingerprint`.
         """
-        payload = self.model_dump(mode="json", exclude={"description", "papers"})
+        payload = self.model_dump(mode="json", exclude={"description", "papers", "metrics"})
         for _, spec in _dataset_blocks(payload):
             spec["root"] = spec["root"] if is_synthetic(spec["root"]) else "real"
         if isinstance(self.split, FoldFileSplit):

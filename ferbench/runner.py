@@ -5,11 +5,15 @@ training indices only and predicts the fold's test indices (and, cross-dataset, 
 target). An executor (:mod:`ferbench.executors`: this process, ``--jobs N`` local processes or
 a Dask cluster) computes the jobs; the runner writes each finished job's files into the run
 directory (``ferbench.runs``) and then its ``DONE``. A rerun of the same command skips every
-job whose ``DONE`` matches its fingerprint.
+job whose ``DONE`` matches its fingerprint and whose files are intact, and prints why it redoes
+any other job that had started. The run header (``run.json``, the resolved protocol and card,
+``folds.json``, ``preprocess.json``, ``env.json``) is written together with the first job a run
+writes and again with its ``summary.json``, never before (see :mod:`ferbench.runs`).
 """
 
 from __future__ import annotations
 
+import logging
 import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -23,13 +27,15 @@ from tqdm.auto import tqdm
 from ferbench.cards import ModelCard, load_card
 from ferbench.executors import Executor, SequentialExecutor
 from ferbench.jobs import Job, build_model, resolve_device
-from ferbench.io import atomic_write_text
+from ferbench.io import json_bytes
 from ferbench.metrics import aggregate, cross_dataset_drop, row_normalise
-from ferbench.pipeline import ProtocolData
+from ferbench.pipeline import ProtocolData, data_fingerprint
 from ferbench.report import plot_confusion
-from ferbench.runs import RunDir, environment, job_fingerprint
+from ferbench.runs import TRAIN_CROSS_VALIDATED, TRAIN_HELD_OUT_TARGET, RunDir, environment, job_inputs
 from ferbench.speed import count_parameters
 from ferbench.splits import Fold
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -62,36 +68,52 @@ def run_cards(data: ProtocolData, folds: list[Fold], cards: Sequence[ModelCard],
 
     Teachers of distilling cards train first (jobs of their own, per fold, on the same training
     subjects), then every other job. Unfinished jobs go to the executor; each finished job's
-    files are written here as it finishes, so a killed run keeps every finished job.
+    files are written here as it finishes, so a killed run keeps every finished job. ``data``
+    must have its images attached (its data fingerprint is taken here).
     """
     executor = executor or SequentialExecutor(options.progress, options.on_train_indices)
-    plans = [_plan(data, folds, card, options) for card in cards]
+    data_fp = data_fingerprint(data)
+    plans = [_plan(data, folds, card, options, data_fp) for card in cards]
     teachers = {plan.teacher.card.fingerprint: plan.teacher for plan in plans if plan.teacher is not None}
     for phase in (list(teachers.values()), plans):
         pending = {job.key: (plan, job) for plan in phase for job in plan.pending(options)}
         finished = executor.run(data, [job for _, job in pending.values()], options.device)
+        headed: set[Path] = set()  # run directories whose header this phase has written
         for key, files in tqdm(finished, total=len(pending), desc=f"{data.protocol.id} ({executor.describe()})",
                                unit="job", disable=not options.progress or not pending):
             plan, job = pending[key]
-            plan.run.write_job(job.seed, job.fold.index, files, job.fingerprint)
-    return [_finish(data, plan, options) for plan in plans]
+            if plan.run.root not in headed:  # the header goes with the first result of its fingerprint
+                write_run_header(plan.run, data, folds, plan.card, plan.header)
+                headed.add(plan.run.root)
+            plan.run.write_job(job.seed, job.fold.index, files, job.fingerprint, job.inputs)
+    return [_finish(data, folds, plan, options) for plan in plans]
 
 
 @dataclass
 class _CardPlan:
-    """One card's run under a protocol: its run directory, deviations and (seed, fold) jobs."""
+    """One card's run under a protocol: its run directory, header (``run.json``) and (seed, fold) jobs."""
 
     card: ModelCard
     run: RunDir
-    deviations: dict[str, Any]
+    header: dict[str, Any]
     jobs: list[Job]
     teacher: _CardPlan | None
 
     def pending(self, options: RunOptions) -> list[Job]:
-        """Jobs of the selected folds whose ``DONE`` lacks their fingerprint, each with the trained
-        teacher of its (seed, fold) attached when the card distils."""
-        todo = [job for job in self.jobs if (options.folds is None or job.fold.index in options.folds)
-                and not self.run.is_done(job.seed, job.fold.index, job.fingerprint)]
+        """Jobs of the selected folds not finished with their fingerprint and intact files (a
+        line says why for each that had started), each with the trained teacher of its
+        (seed, fold) attached when the card distils."""
+        todo = []
+        for job in self.jobs:
+            if options.folds is not None and job.fold.index not in options.folds:
+                continue
+            reason = self.run.check_job(job.seed, job.fold.index, job.fingerprint, job.inputs)
+            if reason is None:
+                continue
+            job_dir = self.run.job_dir(job.seed, job.fold.index)
+            if job_dir.exists():
+                log.warning("redoing %s: %s", job_dir, reason)
+            todo.append(job)
         if self.teacher is None:
             return todo
         teacher_dir = self.teacher.run.job_dir
@@ -99,23 +121,26 @@ class _CardPlan:
                 for job in todo]
 
 
-def _plan(data: ProtocolData, folds: list[Fold], card: ModelCard, options: RunOptions) -> _CardPlan:
+def _plan(data: ProtocolData, folds: list[Fold], card: ModelCard, options: RunOptions, data_fp: str) -> _CardPlan:
     card, deviations = apply_deviations(card, options)
     run = RunDir.for_run(options.out, data.protocol.id, card.name)
-    write_run_header(run, data, folds, card, deviations)
-    teacher = _plan(data, folds, load_card(card.teacher), options) if card.teacher is not None else None
-    jobs = [Job(card, seed, fold, job_fingerprint(data.protocol.fingerprint, card.fingerprint, seed, fold.index,
-                                                  deviations), teacher.card if teacher else None)
+    teacher = _plan(data, folds, load_card(card.teacher), options, data_fp) if card.teacher is not None else None
+    teacher_fps = {(job.seed, job.fold.index): job.fingerprint for job in teacher.jobs} if teacher else {}
+    jobs = [Job(card, seed, fold, job_inputs(data.protocol.fingerprint, data_fp, card.fingerprint, seed, fold.index,
+                                             deviations, teacher_fps.get((seed, fold.index))),
+                teacher.card if teacher else None)
             for seed in options.seeds for fold in folds]
-    return _CardPlan(card, run, deviations, jobs, teacher)
+    header = run_header(data, card, deviations, data_fp, teacher.card if teacher else None)
+    return _CardPlan(card, run, header, jobs, teacher)
 
 
-def _finish(data: ProtocolData, plan: _CardPlan, options: RunOptions) -> dict[str, Any]:
-    """Summary (and speed) of a card's run from the jobs finished so far (``summary.json``)."""
+def _finish(data: ProtocolData, folds: list[Fold], plan: _CardPlan, options: RunOptions) -> dict[str, Any]:
+    """Header, summary (and speed) of a card's run from the jobs finished so far (``summary.json``)."""
     card, run = plan.card, plan.run
     all_jobs = [(job.seed, job.fold.index, job.fingerprint) for job in plan.jobs]
-    summary = summarise(run, data, card, all_jobs, plan.deviations)
-    done = run.done_jobs(all_jobs)
+    write_run_header(run, data, folds, card, plan.header)
+    summary = summarise(run, data, card, all_jobs, plan.header)
+    done = [(job["seed"], job["fold"]) for job in summary["jobs"]]
     num_classes = len(data.protocol.classes)
     if done:
         summary["params"] = count_parameters(load_job_model(run, card, num_classes, *done[0]))
@@ -137,15 +162,25 @@ def apply_deviations(card: ModelCard, options: RunOptions) -> tuple[ModelCard, d
     return card, deviations
 
 
-def write_run_header(run: RunDir, data: ProtocolData, folds: list[Fold], card: ModelCard, deviations: dict) -> None:
+def run_header(data: ProtocolData, card: ModelCard, deviations: dict[str, Any], data_fp: str,
+               teacher: ModelCard | None = None) -> dict[str, Any]:
+    """The ``run.json`` of ``card`` under ``data``'s protocol (:data:`ferbench.runs.HEADER_KEYS`);
+    ``data_fp`` is :func:`~ferbench.pipeline.data_fingerprint` of ``data``."""
+    return {"protocol": data.protocol.id, "model": card.name, "fingerprint": data.protocol.fingerprint,
+            "data_fingerprint": data_fp, "card_fingerprint": card.fingerprint, "deviations": dict(deviations),
+            "teacher_card_fingerprint": teacher.fingerprint if teacher is not None else None}
+
+
+def write_run_header(run: RunDir, data: ProtocolData, folds: list[Fold], card: ModelCard,
+                     header: dict[str, Any]) -> None:
+    """Write the header files of ``header`` (see :func:`run_header` and :meth:`RunDir.write_header`):
+    the resolved protocol and card, ``env.json``, ``folds.json`` (subjects and root-relative
+    sample keys per fold) and ``preprocess.json`` (each side's preprocessing report, listing
+    every image it skipped)."""
     import yaml
 
-    run.root.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run.root / "protocol.resolved.yaml", yaml.safe_dump(data.protocol.resolved_dict(), sort_keys=False))
-    atomic_write_text(run.root / "card.resolved.yaml", yaml.safe_dump(card.resolved_dict(), sort_keys=False))
-    run.write_json("env.json", {**environment(), "deviations": deviations})
     samples, keys = data.samples, data.keys()
-    run.write_json("folds.json", [
+    folds_record = [
         {"fold": f.index,
          "train_subjects": sorted({str(samples[i].subject) for i in f.train}),
          "test_subjects": sorted({str(samples[i].subject) for i in f.test}),
@@ -154,32 +189,43 @@ def write_run_header(run: RunDir, data: ProtocolData, folds: list[Fold], card: M
          "train_keys": sorted(keys[i] for i in np.concatenate([f.train, f.validation]).astype(int)),
          "test_keys": sorted(keys[i] for i in f.test)}
         for f in folds
-    ])
+    ]
+    preprocess = [{"role": side.role, "dataset": side.dataset, "report": side.preprocess_report}
+                  for side in data.all_sides()]
+    run.write_header(header, {
+        "protocol.resolved.yaml": yaml.safe_dump(data.protocol.resolved_dict(), sort_keys=False).encode(),
+        "card.resolved.yaml": yaml.safe_dump(card.resolved_dict(), sort_keys=False).encode(),
+        "env.json": json_bytes({**environment(), "deviations": header["deviations"]}),
+        "folds.json": json_bytes(folds_record),
+        "preprocess.json": json_bytes(preprocess),
+    })
 
 
 def summarise(run: RunDir, data: ProtocolData, card: ModelCard, jobs: list[tuple[int, int, str]],
-              deviations: dict) -> dict[str, Any]:
-    """Aggregate the finished jobs of a run into ``summary.json`` (and the confusion PNG)."""
+              header: dict[str, Any]) -> dict[str, Any]:
+    """Aggregate the finished jobs of a run into ``summary.json`` (and the confusion PNG).
+
+    The summary repeats ``header`` (``run.json``), so a reader can check that its numbers
+    belong to the header of the directory, and lists the finished jobs it aggregates
+    (``jobs``: seed, fold, fingerprint)."""
     protocol = data.protocol
     classes = list(protocol.classes)
-    done = run.done_jobs(jobs)
-    per_job = [run.read_json(f"seed{s}", f"fold{k}", "metrics.json") for s, k in done]
+    done = [(s, k, fp) for s, k, fp in jobs if run.is_done(s, k, fp)]
+    per_job = [run.read_json(f"seed{s}", f"fold{k}", "metrics.json") for s, k, _ in done]
     primary_side = "target" if data.target is not None else "test"
     side_metrics = [j[primary_side] for j in per_job if primary_side in j]
     summary: dict[str, Any] = {
-        "protocol": protocol.id,
-        "fingerprint": protocol.fingerprint,
-        "model": card.name,
+        **header,
         "architecture": card.model,
-        "card_fingerprint": card.fingerprint,
         "classes": classes,
         "synthetic": data.synthetic,
         "cross_dataset": data.target is not None,
-        "deviations": deviations,
+        "train_status": TRAIN_HELD_OUT_TARGET if data.target is not None else TRAIN_CROSS_VALIDATED,
         "jobs_done": len(done),
         "jobs_total": len(jobs),
         "complete": len(done) == len(jobs),
         "seeds": sorted({s for s, _, _ in jobs}),
+        "jobs": [{"seed": s, "fold": k, "fingerprint": fp} for s, k, fp in done],
         "reported": [r.model_dump() for r in card.reported if r.protocol == protocol.id],
     }
     if side_metrics:
@@ -218,11 +264,9 @@ def _speed(run: RunDir, card: ModelCard, num_classes: int, device: torch.device,
     Measured on a trained model of the run (classical models cannot predict untrained)."""
     from ferbench.speed import speed_report
 
-    path = run.root / "speed.json"
-    if path.is_file():
-        cached = run.read_json("speed.json")
-        if cached.get("card_fingerprint") == card.fingerprint:
-            return cached
+    cached = run.read_json_or_none("speed.json")  # an unreadable one is measured again
+    if cached is not None and cached.get("card_fingerprint") == card.fingerprint:
+        return cached
     if not done:
         return {}
     model = load_job_model(run, card, num_classes, *done[0])

@@ -2,14 +2,26 @@
 
 Layout (``OUT/<protocol-id>/<card-name>/``)::
 
-    protocol.resolved.yaml  card.resolved.yaml  env.json  folds.json
+    run.json  protocol.resolved.yaml  card.resolved.yaml  env.json  folds.json  preprocess.json
     seed<s>/fold<k>/  metrics.json  predictions.csv  confusion.csv  model.pt  DONE
-    summary.json  speed.json  confusion.png  confusion_counts.csv
+    summary.json  speed.json  confusion.png
 
-Every file is written atomically. ``DONE`` is written last and holds the job fingerprint
-(protocol fingerprint + card fingerprint + seed + fold + deviations such as ``--epochs``);
-a job counts as finished only when its ``DONE`` carries the current fingerprint, so a killed
-job is redone and a changed protocol or recipe never reuses stale results.
+Every file is written atomically.
+
+*Jobs.* ``DONE`` is written last, as JSON: the job fingerprint, the inputs it hashes
+(:func:`job_inputs`: protocol, data and card fingerprints, seed, fold, deviations such as
+``--epochs``, and for a distilling card the teacher job's fingerprint) and the sha256 of every
+file of the job. A job counts as finished only when its ``DONE`` carries the current
+fingerprint and every file it lists is there with that hash (:meth:`RunDir.check_job`), so a
+killed job, a changed input, or a missing, truncated or edited file is redone.
+
+*Header.* ``run.json`` (:data:`HEADER_KEYS`: protocol id, model, the protocol, data and card
+fingerprints, deviations, the teacher card's fingerprint) describes the results the directory
+holds; ``summary.json`` carries the same keys. The header files are (re)written only together
+with results of the same header (:meth:`RunDir.write_header`): when a run writes its first
+job and again when it writes its summary. Writing a header first removes a ``summary.json``
+(and a ``speed.json``) made under another header, so a failed or killed rerun with a changed
+protocol leaves the old header with the old summary, and never the new header with old numbers.
 """
 
 from __future__ import annotations
@@ -20,12 +32,12 @@ import os
 import platform
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ferbench.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from ferbench.io import atomic_write_bytes, atomic_write_json
 
 
 # What a number's training record is (``summary.json`` ``train_status``, every leaderboard row).
@@ -34,11 +46,41 @@ TRAIN_HELD_OUT_TARGET = "held-out target"  # scored on a target dataset it never
 TRAIN_EXTERNAL = "external (training data unknown)"  # a checkpoint without a training record
 TRAIN_STATUSES = (TRAIN_CROSS_VALIDATED, TRAIN_HELD_OUT_TARGET, TRAIN_EXTERNAL)
 
+# What ``run.json`` records and ``summary.json`` repeats: the results belong to this header.
+HEADER_KEYS = ("protocol", "model", "fingerprint", "data_fingerprint", "card_fingerprint", "deviations",
+               "teacher_card_fingerprint")
+# Header files whose sha256 ``run.json`` records (written before it, see RunDir.write_header).
+HEADER_FILES = ("protocol.resolved.yaml", "card.resolved.yaml", "folds.json", "preprocess.json")
 
-def job_fingerprint(protocol_fp: str, card_fp: str, seed: int, fold: int, deviations: Mapping[str, Any]) -> str:
-    """Hex digest identifying one training job's inputs."""
-    payload = json.dumps([protocol_fp, card_fp, seed, fold, dict(sorted(deviations.items()))], sort_keys=True)
+
+def job_inputs(protocol_fp: str, data_fp: str, card_fp: str, seed: int, fold: int, deviations: Mapping[str, Any],
+               teacher_fp: str | None = None) -> dict[str, Any]:
+    """Everything that can change one job's result: the protocol fingerprint (without its
+    ``metrics`` block), the data fingerprint (:func:`ferbench.pipeline.data_fingerprint`), the
+    card fingerprint, seed, fold, deviations and, for a distilling card, the fingerprint of the
+    teacher job of the same (seed, fold) (which covers the teacher card)."""
+    return {"protocol": protocol_fp, "data": data_fp, "card": card_fp, "seed": seed, "fold": fold,
+            "deviations": dict(sorted(deviations.items())), "teacher": teacher_fp}
+
+
+def job_fingerprint(inputs: Mapping[str, Any]) -> str:
+    """16 hex digits of sha256 over a job's :func:`job_inputs`."""
+    payload = json.dumps(dict(inputs), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def header_mismatch(record: Mapping[str, Any], header: Mapping[str, Any]) -> list[str]:
+    """The :data:`HEADER_KEYS` on which ``record`` (a summary) and ``header`` (``run.json``) differ."""
+    return [key for key in HEADER_KEYS if record.get(key) != header.get(key)]
 
 
 @dataclass(frozen=True)
@@ -54,32 +96,64 @@ class RunDir:
     def job_dir(self, seed: int, fold: int) -> Path:
         return self.root / f"seed{seed}" / f"fold{fold}"
 
+    def check_job(self, seed: int, fold: int, fingerprint: str, inputs: Mapping[str, Any] | None = None) -> str | None:
+        """None when the job finished with exactly this fingerprint and its files are intact;
+        else why it is not finished (``inputs``, when given, name what changed)."""
+        job_dir = self.job_dir(seed, fold)
+        marker = job_dir / "DONE"
+        if not marker.is_file():
+            return "no DONE (it never finished)"
+        try:
+            done = json.loads(marker.read_text(encoding="utf-8"))
+            recorded, files = done["fingerprint"], dict(done["files"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return "DONE is unreadable or from an older ferbench"
+        if recorded != fingerprint:
+            old = done.get("inputs") if isinstance(done.get("inputs"), dict) else {}
+            changed = [key for key, value in (inputs or {}).items() if key in old and old[key] != value]
+            return f"fingerprint changed: {', '.join(changed) or 'inputs'}"
+        if "metrics.json" not in files:
+            return "DONE lists no metrics.json"
+        for name, digest in files.items():
+            path = job_dir / name
+            if not path.is_file():
+                return f"{name} missing"
+            if sha256_file(path) != digest:
+                return f"{name} does not match DONE"
+        return None
+
     def is_done(self, seed: int, fold: int, fingerprint: str) -> bool:
-        """True when the job finished with exactly this fingerprint."""
-        marker = self.job_dir(seed, fold) / "DONE"
-        return marker.is_file() and marker.read_text().strip() == fingerprint
+        """True when the job finished with exactly this fingerprint and its files are intact."""
+        return self.check_job(seed, fold, fingerprint) is None
 
-    def start_job(self, seed: int, fold: int) -> Path:
-        """Prepare a job directory for (re)computation: drop a stale DONE first, then return it."""
-        path = self.job_dir(seed, fold)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "DONE").unlink(missing_ok=True)
-        return path
-
-    def write_job(self, seed: int, fold: int, files: Mapping[str, bytes], fingerprint: str) -> None:
-        """Write a computed job's files (name -> content) into its directory, then its ``DONE``."""
-        job_dir = self.start_job(seed, fold)
+    def write_job(self, seed: int, fold: int, files: Mapping[str, bytes], fingerprint: str,
+                  inputs: Mapping[str, Any] | None = None) -> None:
+        """Write a computed job's files (name -> content) into its directory, then its ``DONE``
+        (fingerprint, ``inputs`` and each file's sha256). A stale ``DONE`` is removed first."""
+        job_dir = self.job_dir(seed, fold)
+        job_dir.mkdir(parents=True, exist_ok=True)
+        (job_dir / "DONE").unlink(missing_ok=True)
         for name, content in files.items():
             atomic_write_bytes(job_dir / name, content)
-        self.finish_job(seed, fold, fingerprint)
+        atomic_write_json(job_dir / "DONE", {
+            "fingerprint": fingerprint, "inputs": dict(inputs or {}),
+            "files": {name: hashlib.sha256(content).hexdigest() for name, content in files.items()}})
 
-    def finish_job(self, seed: int, fold: int, fingerprint: str) -> None:
-        """Mark a job finished; call only after all its files are written."""
-        atomic_write_text(self.job_dir(seed, fold) / "DONE", fingerprint + "\n")
-
-    def done_jobs(self, jobs: Iterable[tuple[int, int, str]]) -> list[tuple[int, int]]:
-        """The (seed, fold) pairs among ``jobs`` = (seed, fold, fingerprint) that are finished."""
-        return [(s, k) for s, k, fp in jobs if self.is_done(s, k, fp)]
+    def write_header(self, header: Mapping[str, Any], files: Mapping[str, bytes]) -> None:
+        """Make ``header`` (``run.json``, see :data:`HEADER_KEYS`) and its header ``files``
+        (name -> content) the run's header. A ``summary.json`` of another header is removed
+        first, and a ``speed.json`` of another card; ``run.json`` is written last, with the
+        sha256 of each of ``files`` named in :data:`HEADER_FILES`."""
+        summary = self.read_json_or_none("summary.json")
+        if summary is not None and header_mismatch(summary, header):
+            (self.root / "summary.json").unlink()
+        speed = self.read_json_or_none("speed.json")
+        if speed is not None and speed.get("card_fingerprint") != header.get("card_fingerprint"):
+            (self.root / "speed.json").unlink()
+        for name, content in files.items():
+            atomic_write_bytes(self.root / name, content)
+        hashes = {name: hashlib.sha256(content).hexdigest() for name, content in files.items() if name in HEADER_FILES}
+        self.write_json("run.json", {**header, "files": hashes})
 
     def write_json(self, name: str, obj: Any) -> Path:
         path = self.root / name
@@ -88,6 +162,14 @@ class RunDir:
 
     def read_json(self, *parts: str) -> Any:
         return json.loads(self.root.joinpath(*parts).read_text())
+
+    def read_json_or_none(self, name: str) -> dict[str, Any] | None:
+        """The JSON object in ``name``; None when it is missing, unreadable or not an object."""
+        try:
+            obj = self.read_json(name)
+        except (OSError, ValueError):
+            return None
+        return obj if isinstance(obj, dict) else None
 
 
 def environment() -> dict[str, Any]:

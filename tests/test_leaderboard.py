@@ -17,7 +17,7 @@ from ferbench.cli import app
 from ferbench.leaderboard import build_boards, find_runs, write_leaderboard
 from ferbench.leaderboard.ranking import BOOTSTRAP, BOOTSTRAP_RESAMPLES, CORRECTED_TTEST, MCNEMAR
 from ferbench.leaderboard.significance import corrected_resampled_ttest, paired_bootstrap
-from ferbench.runs import job_fingerprint
+from ferbench.runs import RunDir
 
 PROTOCOLS = Path(__file__).parents[1] / "protocols"
 CLASSES = ["anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise"]
@@ -40,7 +40,7 @@ def make_run(out, protocol_id, model, scores, *, fingerprint="fp_a", complete=Tr
              dataset="ckplus", reported=(), source_scores=None, split=None, mtime=None, more_seeds=(),
              correct=None):
     """Write a run directory by hand: per-job metrics.json + DONE, folds.json (90 training and 10
-    test images per fold), summary.json, resolved protocol.
+    test images per fold), summary.json, run.json and the resolved protocol.
 
     ``scores`` are seed 0's per-fold scores, ``more_seeds`` those of seeds 1, 2, ...
     ``source_scores`` makes it a cross-dataset run (``dataset`` -> jaffe) whose fold scores sit
@@ -49,22 +49,20 @@ def make_run(out, protocol_id, model, scores, *, fingerprint="fp_a", complete=Tr
     ``img<n>.png`` numbered on across folds; across datasets every fold scores the same target
     images ``t<i>.png``)."""
     root = out / protocol_id / model
+    run = RunDir(root)
     card_fp = f"card-{model}"
     cross = source_scores is not None
     for seed, seed_scores in enumerate([scores, *more_seeds]):
         for fold, score in enumerate(seed_scores):
-            job = root / f"seed{seed}" / f"fold{fold}"
-            job.mkdir(parents=True)
             result = {"seed": seed, "fold": fold, ("target" if cross else "test"): {"accuracy": score}}
             if cross:
                 result["source"] = {"accuracy": source_scores[fold]}
-            (job / "metrics.json").write_text(json.dumps(result))
+            run.write_job(seed, fold, {"metrics.json": json.dumps(result).encode()}, f"job{seed}.{fold}-{fingerprint}")
             if correct is not None and seed == 0:
                 first = 0 if cross else sum(map(len, correct[:fold]))
                 paths = [f"{'t' if cross else 'img'}{first + i}.png" for i in range(len(correct[fold]))]
-                write_predictions(job / ("predictions_target.csv" if cross else "predictions.csv"),
+                write_predictions(run.job_dir(seed, fold) / ("predictions_target.csv" if cross else "predictions.csv"),
                                   paths, correct[fold])
-            (job / "DONE").write_text(job_fingerprint(fingerprint, card_fp, seed, fold, {}) + "\n")
     (root / "folds.json").write_text(json.dumps([{"fold": k, "train": 90, "test": 10} for k in range(len(scores))]))
     all_scores = [score for seed_scores in [scores, *more_seeds] for score in seed_scores]
     spec = {"name": dataset, "root": "synthetic:small" if synthetic else f"/data/{dataset}", "options": {}}
@@ -79,11 +77,14 @@ def make_run(out, protocol_id, model, scores, *, fingerprint="fp_a", complete=Tr
                           "evaluate": "fold_models"} if cross else None,
         "metrics": {"primary": "accuracy", "report": ["accuracy", "macro_f1", "weighted_f1", "uar"]},
     }
+    header = {"protocol": protocol_id, "model": model, "fingerprint": fingerprint, "data_fingerprint": "data-fp",
+              "card_fingerprint": card_fp, "deviations": {}, "teacher_card_fingerprint": None}
     summary = {
-        "protocol": protocol_id, "fingerprint": fingerprint, "model": model, "card_fingerprint": card_fp,
-        "classes": CLASSES, "synthetic": synthetic, "cross_dataset": cross, "deviations": {},
+        **header, "classes": CLASSES, "synthetic": synthetic, "cross_dataset": cross,
         "jobs_done": len(all_scores), "jobs_total": 10, "complete": complete,
         "seeds": list(range(1 + len(more_seeds))),
+        "jobs": [{"seed": seed, "fold": fold, "fingerprint": f"job{seed}.{fold}-{fingerprint}"}
+                 for seed, seed_scores in enumerate([scores, *more_seeds]) for fold in range(len(seed_scores))],
         "reported": [{"protocol": protocol_id, "metric": "accuracy", "value": value, "note": "Table 1"}
                      for value in reported],
         "metrics": {"accuracy": stats(all_scores), "macro_f1": stats(all_scores), "uar": stats(all_scores)},
@@ -93,7 +94,7 @@ def make_run(out, protocol_id, model, scores, *, fingerprint="fp_a", complete=Tr
         source, target = statistics.fmean(source_scores), statistics.fmean(scores)
         summary["source_metrics"] = {"accuracy": stats(source_scores)}
         summary["drop"] = {"metric": "accuracy", "source": source, "target": target, "drop": source - target}
-    (root / "protocol.resolved.yaml").write_text(yaml.safe_dump(protocol))
+    run.write_header(header, {"protocol.resolved.yaml": yaml.safe_dump(protocol).encode()})
     (root / "env.json").write_text(json.dumps({"ferbench": "0.1.0"}))
     (root / ("confusion_target.png" if cross else "confusion.png")).write_bytes(b"not really a png")
     (root / "summary.json").write_text(json.dumps(summary))

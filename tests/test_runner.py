@@ -13,6 +13,7 @@ from ferbench.cards import load_card
 from ferbench.pipeline import attach_images, load_protocol_data
 from ferbench.protocol import load_protocol
 from ferbench.runner import RunOptions, run_card
+from ferbench.runs import HEADER_KEYS, TRAIN_CROSS_VALIDATED, TRAIN_HELD_OUT_TARGET
 
 PROTOCOL = Path(__file__).parents[1] / "protocols" / "ckplus_7cls_si.yaml"
 
@@ -61,8 +62,8 @@ def test_outputs_follow_the_documented_schema(data, tmp_path):
     card = tiny_card(tmp_path)
     summary = run_card(data, data.folds(), card, options(tmp_path / "runs", speed=True))
     run = tmp_path / "runs" / "ckplus_7cls_si" / "tiny_microexpnet"
-    for name in ("protocol.resolved.yaml", "card.resolved.yaml", "env.json", "folds.json",
-                 "summary.json", "speed.json", "confusion.png"):
+    for name in ("run.json", "protocol.resolved.yaml", "card.resolved.yaml", "env.json", "folds.json",
+                 "preprocess.json", "summary.json", "speed.json", "confusion.png"):
         assert (run / name).is_file(), name
     for fold in (0, 1):
         job = run / "seed0" / f"fold{fold}"
@@ -72,12 +73,17 @@ def test_outputs_follow_the_documented_schema(data, tmp_path):
         assert list(predictions.columns[:4]) == ["path", "subject", "true", "predicted"]
         assert [c for c in predictions.columns if c.startswith("p_")] == [f"p_{c}" for c in data.protocol.classes]
         assert len(predictions) == len(data.folds()[fold].test)
+        assert predictions["path"].tolist() == [data.keys()[i] for i in data.folds()[fold].test]  # root-relative
         assert np.allclose(predictions.filter(like="p_").sum(axis=1), 1.0, atol=1e-4)
     on_disk = json.loads((run / "summary.json").read_text())
     assert on_disk == json.loads(json.dumps(summary))
     for key in ("protocol", "fingerprint", "model", "classes", "metrics", "confusion", "params", "complete"):
         assert key in on_disk, key
     assert on_disk["complete"] is False and on_disk["jobs_done"] == 2 and on_disk["jobs_total"] == 10
+    assert [(job["seed"], job["fold"]) for job in on_disk["jobs"]] == [(0, 0), (0, 1)]
+    assert on_disk["train_status"] == TRAIN_CROSS_VALIDATED
+    header = json.loads((run / "run.json").read_text())
+    assert {key: header[key] for key in HEADER_KEYS} == {key: on_disk[key] for key in HEADER_KEYS}
     assert set(on_disk["metrics"]) >= {"accuracy", "macro_f1", "uar"}
     assert np.asarray(on_disk["confusion"]).sum() == sum(len(data.folds()[k].test) for k in (0, 1))
     folds = json.loads((run / "folds.json").read_text())
@@ -154,7 +160,7 @@ def test_cross_dataset_reports_source_target_and_drop(tmp_path):
     assert per_fold["source"]["n"] == len(data.folds()[0].test)
     assert per_fold["target"]["n"] == len(data.target.samples)  # every fold model sees the whole target
     assert len(pd.read_csv(job / "predictions_target.csv")) == len(data.target.samples)
-    assert summary["cross_dataset"] is True
+    assert summary["cross_dataset"] is True and summary["train_status"] == TRAIN_HELD_OUT_TARGET
     source, target = summary["source_metrics"]["accuracy"]["mean"], summary["metrics"]["accuracy"]["mean"]
     assert summary["drop"]["drop"] == pytest.approx(source - target)
 

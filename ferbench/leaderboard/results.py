@@ -3,13 +3,16 @@
 Nothing here trains or evaluates: every number comes from a run's ``summary.json``,
 ``protocol.resolved.yaml``, ``env.json``, ``folds.json`` and its per-job
 ``seed<s>/fold<k>/metrics.json`` and ``predictions.csv``.
+A run is shown only when its summary belongs to the header it is shown under (``run.json``
+and the ``protocol.resolved.yaml`` it records, see :func:`header_problem`), and a job's
+results only when its ``DONE`` verifies.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import re
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +21,9 @@ from typing import Any
 import yaml
 
 from ferbench.errors import DataError, FerbenchError
-from ferbench.runs import RunDir, job_fingerprint
+from ferbench.runs import HEADER_FILES, RunDir, header_mismatch, sha256_file
 
-_JOB = re.compile(r"seed(\d+)/fold(\d+)$")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,9 @@ class RunResult:
         """``(seed, fold) -> metric`` of every finished job, from ``seed<s>/fold<k>/metrics.json``
         (the ``target`` entry for cross-dataset runs, ``test`` otherwise).
 
-        A job counts only when its ``DONE`` carries the fingerprint the summary was made with,
-        so a stale ``metrics.json`` left by an interrupted rerun is never paired. A run of
+        Only the jobs the summary aggregated (its ``jobs``) count, and only while their ``DONE``
+        carries the fingerprint listed there and their files are intact, so a stale
+        ``metrics.json`` left by an interrupted rerun is never paired. A run of
         ``ferbench evaluate`` (``evaluated: true``) has one pooled job, no folds: no scores."""
         if self.summary.get("evaluated"):
             return {}
@@ -121,25 +125,22 @@ class RunResult:
         return correct
 
     def _done_jobs(self) -> dict[tuple[int, int], Path]:
-        """``(seed, fold) -> job directory`` of every job whose ``DONE`` carries the fingerprint the
-        summary was made with."""
+        """``(seed, fold) -> job directory`` of the jobs the summary aggregated (its ``jobs``)
+        whose ``DONE`` still carries the fingerprint listed there and whose files are intact."""
         run = RunDir(self.path)
         jobs = {}
-        for job in sorted(self.path.glob("seed*/fold*/")):
-            match = _JOB.search(job.as_posix())
-            if match is None:
-                continue
-            seed, fold = int(match[1]), int(match[2])
-            expected = job_fingerprint(self.fingerprint, self.summary["card_fingerprint"], seed, fold,
-                                       self.summary.get("deviations") or {})
-            if run.is_done(seed, fold, expected):
-                jobs[(seed, fold)] = job
+        for job in self.summary.get("jobs", []):
+            seed, fold = int(job["seed"]), int(job["fold"])
+            if run.is_done(seed, fold, job["fingerprint"]):
+                jobs[(seed, fold)] = run.job_dir(seed, fold)
         return jobs
 
 
 def find_runs(paths: Iterable[Path | str]) -> list[RunResult]:
     """Every run under ``paths``; each is an output root (``OUT/<protocol>/<model>/``), one
-    protocol's folder (``<model>/``) or a single run directory. Each run is read once.
+    protocol's folder (``<model>/``) or a single run directory. Each run is read once; a run
+    whose summary does not belong to its header (:func:`header_problem`) is left out, with a
+    logged warning saying why.
 
     Raises:
         FerbenchError: a path that does not exist or holds no ``summary.json``.
@@ -155,9 +156,32 @@ def find_runs(paths: Iterable[Path | str]) -> list[RunResult]:
                                 f"as written by `ferbench run --out OUT`")
         for summary in sorted(summaries):
             root = summary.parent.resolve()
-            if root not in found:
-                found[root] = load_run(root)
+            if root in found:
+                continue
+            run = load_run(root)
+            problem = header_problem(run)
+            if problem is None:
+                found[root] = run
+            else:
+                log.warning("leaderboard: left out %s: %s", root, problem)
     return list(found.values())
+
+
+def header_problem(run: RunResult) -> str | None:
+    """Why ``run``'s numbers may not belong to the header they would be shown under, or None:
+    no readable ``run.json``, a ``summary.json`` of another header (:data:`ferbench.runs.HEADER_KEYS`),
+    or a header file that is not the one ``run.json`` records."""
+    header = RunDir(run.path).read_json_or_none("run.json")
+    if header is None:
+        return "no readable run.json (written before ferbench recorded run headers?); rerun it"
+    differ = header_mismatch(run.summary, header)
+    if differ:
+        return f"summary.json was made under another header than run.json (differs in {', '.join(differ)}); rerun it"
+    for name, digest in (header.get("files") or {}).items():
+        path = run.path / name
+        if name in HEADER_FILES and (not path.is_file() or sha256_file(path) != digest):
+            return f"{name} is not the file run.json records; rerun it"
+    return None
 
 
 def load_run(root: Path) -> RunResult:
