@@ -34,6 +34,8 @@ def make_run(out, protocol_id, model, scores, *, fingerprint="fp_a", complete=Tr
              dataset="ckplus", reported=(), source_scores=None, split=None, mtime=None):
     """Write a run directory by hand: per-fold metrics.json + DONE, summary.json, resolved protocol.
 
+    ``reported``: paper numbers (fold means) or whole ``reported`` entries.
+
     ``source_scores`` makes it a cross-dataset run (``dataset`` -> jaffe) whose fold scores sit
     under ``target`` and the source scores under ``source``."""
     root = out / protocol_id / model
@@ -63,8 +65,8 @@ def make_run(out, protocol_id, model, scores, *, fingerprint="fp_a", complete=Tr
         "protocol": protocol_id, "fingerprint": fingerprint, "model": model, "card_fingerprint": card_fp,
         "classes": CLASSES, "synthetic": synthetic, "cross_dataset": cross, "deviations": {},
         "jobs_done": len(scores), "jobs_total": 10, "complete": complete, "seeds": [0],
-        "reported": [{"protocol": protocol_id, "metric": "accuracy", "value": value, "note": "Table 1"}
-                     for value in reported],
+        "reported": [{"protocol": protocol_id, "metric": "accuracy", "value": value, "aggregation": "fold_mean",
+                      "note": "Table 1"} if isinstance(value, float) else value for value in reported],
         "metrics": {"accuracy": stats(scores), "macro_f1": stats(scores), "uar": stats(scores)},
         "params": SPEED["params"], "speed": SPEED,
     }
@@ -120,8 +122,9 @@ def test_ranking_columns_paper_difference_and_links(board_runs, tmp_path):
     assert [(r["rank"], r["model"]) for r in ranking] == [("1", "model_a"), ("2", "model_b"), ("3", "model_c")]
     a, b, c = ranking
     assert (a["accuracy"], b["accuracy"], c["accuracy"]) == ("85.50 ± 3.03", "80.00 ± 0.00", "79.20 ± 3.79")
-    assert (a["paper accuracy"], a["ours − paper"]) == ("80.00", "+5.50")
-    assert (c["paper accuracy"], c["ours − paper"]) == ("81.25", "-2.05")
+    assert (a["paper accuracy"], a["ours − paper"]) == ("80.00 (fold mean)", "+5.50")
+    assert (c["paper accuracy"], c["ours − paper"]) == ("81.25 (fold mean)", "-2.05")
+    assert a["train status"] == "cross-validated" and a["pooled accuracy"] == "-"  # no pooled numbers here
     assert (b["paper accuracy"], b["ours − paper"]) == ("-", "-")
     assert (a["folds × seeds"], a["params"], a["MB"], a["MACs"], a["CPU ms/image"]) == \
         ("10 × 1", "65,000", "0.25", "2.9M", "0.65")
@@ -298,7 +301,7 @@ def test_a_real_run_renders(tmp_path):
     card_file.write_text(
         "name: tiny_microexpnet\nmodel: microexpnet_xxs\ninput: {channels: 1, size: [84, 84], normalise: unit}\n"
         "recipe: {epochs: 1, batch_size: 32, optimizer: {name: adam, lr: 1.0e-3}}\n"
-        "reported: [{protocol: ckplus_7cls_si, metric: accuracy, value: 97.6}]\n")
+        "reported: [{protocol: ckplus_7cls_si, metric: accuracy, value: 97.6, aggregation: fold_mean}]\n")
     # the run covers fold 0 only, so with this one-fold list it is complete and gets ranked
     summary = run_card(data, data.folds()[:1], load_card(card_file),
                        RunOptions(out=tmp_path / "runs", progress=False, speed=False))
@@ -307,9 +310,13 @@ def test_a_real_run_renders(tmp_path):
     page = (tmp_path / "lb" / "ckplus_7cls_si.md").read_text()
     [row] = tables(section(page, "Ranking"))[0]
     accuracy = summary["metrics"]["accuracy"]["mean"] * 100
+    low, high = (summary["intervals"]["fold_mean"]["accuracy"][k] * 100 for k in ("low", "high"))
+    assert low <= accuracy <= high
     assert row["model"] == "tiny_microexpnet (synthetic)"
-    assert row["accuracy"] == f"{accuracy:.2f} ± 0.00" and row["folds × seeds"] == "1 × 1"
-    assert row["ours − paper"] == f"{accuracy - 97.6:+.2f}"
+    assert row["accuracy"] == f"{accuracy:.2f} ± 0.00 [{low:.2f}, {high:.2f}]" and row["folds × seeds"] == "1 × 1"
+    assert row["pooled accuracy"].startswith(f"{summary['pooled']['accuracy'] * 100:.2f} [")
+    assert row["ours − paper"] == f"{accuracy - 97.6:+.2f}" and row["train status"] == "cross-validated"
+    assert "1000 resamples of test subjects within each fold, seed 0" in page
     assert row["vs next"] == "-" and row["params"] == f"{summary['params']:,}"
     link = row["confusion"].removeprefix("[png](").removesuffix(")")
     run_dir = tmp_path / "runs" / "ckplus_7cls_si" / "tiny_microexpnet"
