@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from scipy.stats import beta
 from typer.testing import CliRunner
 
 from ferbench.cli import app
+from ferbench.errors import DataError
 from ferbench.leaderboard import build_boards, find_runs, write_leaderboard
 from ferbench.runs import job_fingerprint
 
@@ -323,3 +325,84 @@ def test_a_real_run_renders(tmp_path):
     assert (tmp_path / "lb" / link).read_bytes() == (run_dir / "confusion.png").read_bytes()
     assert (tmp_path / "lb" / link).is_file()
     assert f"`{protocol.fingerprint}`" in page
+
+
+def test_paper_numbers_are_compared_as_the_paper_aggregated_them(tmp_path):
+    runs = tmp_path / "runs"
+    entry = {"protocol": "ckplus_7cls_si", "metric": "accuracy", "note": "Table 3"}
+    pooled = {**entry, "value": 84.0, "aggregation": "pooled", "correct": 84, "total": 100}
+    one_split = {**entry, "value": 95.24, "aggregation": "single_split", "correct": 40, "total": 42}
+    unstated = {**entry, "value": 80.0}  # a summary from before `aggregation` existed
+    roots = {"model_a": make_run(runs, "ckplus_7cls_si", "model_a", A, reported=[pooled]),
+             "model_c": make_run(runs, "ckplus_7cls_si", "model_c", C, reported=[one_split]),
+             "model_b": make_run(runs, "ckplus_7cls_si", "model_b", B, reported=[unstated])}
+    summary = json.loads((roots["model_a"] / "summary.json").read_text())
+    summary["pooled"] = {"accuracy": 0.86, "macro_f1": 0.8, "uar": 0.8125}
+    summary["intervals"] = {
+        "level": 0.95, "resamples": 1000, "seed": 0, "unit": "subject", "units": 118, "stratified": True,
+        "fold_mean": {"accuracy": {"low": 0.831, "high": 0.879}},
+        "pooled": {"accuracy": {"low": 0.84, "high": 0.88}, "uar": {"low": 0.79, "high": 0.83}}}
+    (roots["model_a"] / "summary.json").write_text(json.dumps(summary))
+    write_leaderboard([runs], tmp_path / "lb")
+    page = (tmp_path / "lb" / "ckplus_7cls_si.md").read_text()
+    a, b, c = tables(section(page, "Ranking"))[0]
+    # pooled: our pooled 86.00 against the paper's pooled 84.00, not our fold mean 85.50
+    assert (a["paper accuracy"], a["ours − paper"]) == ("84.00 (pooled, 84/100)", "+2.00")
+    assert a["accuracy"] == "85.50 ± 3.03 [83.10, 87.90]" and a["macro-F1"] == "85.50 ± 3.03"
+    assert (a["pooled accuracy"], a["pooled macro-F1"], a["pooled UAR"]) == \
+        ("86.00 [84.00, 88.00]", "80.00", "81.25 [79.00, 83.00]")
+    # one split: no difference; our fold range and mean, the paper's Clopper-Pearson interval
+    low, high = beta.ppf(0.025, 40, 3) * 100, beta.ppf(0.975, 41, 2) * 100
+    assert c["paper accuracy"] == f"95.24 (one split, 40/42 [{low:.2f}, {high:.2f}])" == \
+        "95.24 (one split, 40/42 [83.84, 99.42])"
+    assert c["ours − paper"] == "paper: one split; ours 70.00–82.00 over folds, mean 79.20"
+    assert (b["paper accuracy"], b["ours − paper"]) == ("80.00 (aggregation not stated)", "-")
+    assert "1000 resamples of test subjects within each fold, seed 0" in page
+
+
+def test_every_row_carries_a_train_status(board_runs, tmp_path):
+    recorded = board_runs / "ckplus_7cls_si" / "model_b" / "summary.json"
+    recorded.write_text(json.dumps({**json.loads(recorded.read_text()), "train_status": "held-out target"}))
+    evaluated = make_run(board_runs, "ckplus_7cls_si", "checkpoint", [0.5])
+    summary = json.loads((evaluated / "summary.json").read_text())
+    (evaluated / "summary.json").write_text(json.dumps({**summary, "evaluated": True, "jobs_total": 1}))
+    write_leaderboard([board_runs], tmp_path / "lb")
+    page = (tmp_path / "lb" / "ckplus_7cls_si.md").read_text()
+    status = {r["model"]: r["train status"] for r in tables(section(page, "Ranking"))[0]}
+    # recorded, derived for a summary without one, and an evaluated checkpoint is external
+    assert status == {"model_a": "cross-validated", "model_b": "held-out target", "model_c": "cross-validated",
+                      "checkpoint": "external (training data unknown)"}
+    [incomplete] = tables(section(page, "Incomplete runs"))[0]
+    assert incomplete["train status"] == "cross-validated"
+    [cross] = find_runs([make_run(tmp_path / "x", "ckplus_to_jaffe", "m", [0.5] * 10, source_scores=[0.9] * 10)])
+    assert cross.train_status == "held-out target"
+
+
+def test_skipped_files_are_listed_once_with_the_runs_that_dropped_them(board_runs, tmp_path):
+    report = {"skipped_unreadable": [{"path": "S005/001/S005_001_00000011.png", "problem": "truncated PNG"}],
+              "skipped_no_face": ["S010/002/S010_002_00000014.png"]}
+    model_dir = board_runs / "ckplus_7cls_si"
+    (model_dir / "model_a" / "preprocess.json").write_text(
+        json.dumps([{"role": "test", "dataset": "ckplus", "report": report}]))
+    (model_dir / "model_b" / "preprocess.json").write_text(
+        json.dumps([{"role": "test", "dataset": "ckplus", "report": {**report, "skipped_no_face": []}}]))
+    write_leaderboard([board_runs], tmp_path / "lb")
+    skipped = section((tmp_path / "lb" / "ckplus_7cls_si.md").read_text(), "Skipped files")
+    assert tables(skipped)[0] == [
+        {"role": "test", "dataset": "ckplus", "file": "S005/001/S005_001_00000011.png", "reason": "truncated PNG",
+         "runs": "model_a, model_b"},
+        {"role": "test", "dataset": "ckplus", "file": "S010/002/S010_002_00000014.png", "reason": "no face found",
+         "runs": "model_a"},
+    ]
+    assert "No `preprocess.json` (no record of skipped files): model_c, model_d, model_e." in skipped
+    (model_dir / "model_a" / "preprocess.json").write_text(json.dumps({"skipped": []}))
+    with pytest.raises(DataError, match="preprocess.json: expected a list"):
+        write_leaderboard([board_runs], tmp_path / "lb")
+
+
+def test_runs_without_skipped_files_say_so(board_runs, tmp_path):
+    (board_runs / "ckplus_7cls_si" / "model_a" / "preprocess.json").write_text(
+        json.dumps([{"role": "test", "dataset": "ckplus", "report": {"skipped_unreadable": [], "skipped_no_face": []}}]))
+    write_leaderboard([board_runs], tmp_path / "lb")
+    skipped = section((tmp_path / "lb" / "ckplus_7cls_si.md").read_text(), "Skipped files")
+    assert "No run skipped a file." in skipped and "model_b, model_c" in skipped
