@@ -27,7 +27,8 @@ Format (every key but ``name``, ``model``, ``input.size`` and the recipe's ``epo
     temperature_sweep: [2, 4, 8]     # distillation only: the runner runs one job per temperature
     citation: "..."
     notes: "..."                     # what is a reconstruction, and why
-    reported: [{protocol: ckplus_7cls_si, metric: accuracy, value: 97.6, note: "Table 1"}]
+    reported: [{protocol: ckplus_7cls_si, metric: accuracy, value: 97.6, aggregation: fold_mean,
+                note: "Table 1"}]   # aggregation: fold_mean | pooled | single_split; correct/total
 
 ``factory:`` is another way to write ``model:`` for a factory string (the card's ``model`` then
 holds it; a relative ``.py`` path is made absolute, relative to the card file); a bare name
@@ -378,12 +379,32 @@ class Recipe(_Spec):
 
 
 class Reported(_Spec):
-    """A number a paper reports for this card under a protocol (percent for accuracy-like metrics)."""
+    """A number a paper reports for this card under a protocol (percent for accuracy-like metrics).
+
+    ``aggregation`` says how the paper got it, so the leaderboard compares like with like:
+    ``fold_mean`` (mean of the per-fold numbers), ``pooled`` (one number over every fold's test
+    images together) or ``single_split`` (one train/test split, e.g. one held-out fifth).
+    ``correct`` / ``total``: where the number is a count of correct test images, that count (the
+    value must be ``100 * correct / total`` rounded to one or two decimals).
+    """
 
     protocol: str
     metric: str = "accuracy"
     value: float
+    aggregation: Literal["fold_mean", "pooled", "single_split"]
+    correct: Annotated[int, Field(ge=0)] | None = None
+    total: PositiveInt | None = None
     note: str = ""
+
+    @model_validator(mode="after")
+    def _count_matches_value(self) -> Reported:
+        if (self.correct is None) != (self.total is None):
+            raise ValueError("give `correct` and `total` together, or neither")
+        if self.total is not None:
+            share = 100 * self.correct / self.total
+            if self.correct > self.total or self.value not in (round(share, 1), round(share, 2)):
+                raise ValueError(f"{self.correct}/{self.total} = {share:.3f}% does not round to value {self.value}")
+        return self
 
 
 class ModelCard(_Spec):

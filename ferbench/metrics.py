@@ -1,17 +1,24 @@
 """Classification metrics of one test fold and their aggregate over folds and seeds.
 
 Labels are class indices into an ordered class set ``classes`` (index ``i`` is ``classes[i]``).
-Every number comes from scikit-learn; results are plain Python types, ready for JSON.
+Every number comes from scikit-learn or SciPy (the bootstrap's vectorised
+:func:`scores_from_confusions` is checked against them); results are plain Python types, ready
+for JSON.
 
 Definitions used throughout:
 
 - ``accuracy``: fraction of correct predictions.
-- ``macro_f1``: unweighted mean F1 over the classes that occur in ``y_true`` or ``y_pred``
-  (scikit-learn's default label set). A class never true and never predicted has no defined F1 and
-  is left out; a class predicted but never true counts with F1 = 0.
+- **Absent classes.** A protocol class with no image in a fold's test set (``y_true``; e.g. fear
+  in fold 10 of the DeRL CK+ split) has no recall and no meaningful F1 there. ``macro_f1`` and
+  ``uar`` of a fold average over the *present* classes only, and ``absent_classes`` names the
+  ones left out. Predictions of an absent class still count: they are false positives that
+  lower the recall (and F1) of the true classes. Pooled over every fold's predictions
+  (``aggregate``'s ``pooled``) every protocol class with a test image anywhere is present, so the
+  pooled macro-F1 and UAR average over all the protocol's classes (one rule, applied to the pool).
+- ``macro_f1``: unweighted mean F1 over the present classes.
 - ``weighted_f1``: mean F1 weighted by each class's support in ``y_true``.
-- ``uar`` (unweighted average recall): mean recall over the classes with support > 0 in
-  ``y_true``, i.e. balanced accuracy over the classes present in the fold.
+- ``uar`` (unweighted average recall): mean recall over the present classes, i.e. balanced
+  accuracy over the classes present in the fold.
 - ``per_class``: precision, recall, F1 and support of every class of ``classes``. A ratio whose
   denominator is zero (precision of a never-predicted class, recall of an absent class) is 0
   (``zero_division=0``).
@@ -41,23 +48,25 @@ def fold_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str])
 
     Returns ``accuracy, macro_f1, weighted_f1, uar`` (floats in [0, 1]), ``per_class``
     ``{label: {precision, recall, f1, support}}``, ``confusion`` (K x K list of lists),
+    ``absent_classes`` (the classes with no test image, left out of macro-F1 and UAR),
     ``classes`` and ``n``. See the module docstring for the exact definitions.
     """
     y_true, y_pred = _check_labels(y_true, y_pred, len(classes))
     every = np.arange(len(classes))
-    occurring = np.union1d(y_true, y_pred)
+    present = np.unique(y_true)
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=every, zero_division=0
     )
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": float(
-            f1_score(y_true, y_pred, labels=occurring, average="macro", zero_division=0)
+            f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)
         ),
         "weighted_f1": float(
-            f1_score(y_true, y_pred, labels=occurring, average="weighted", zero_division=0)
+            f1_score(y_true, y_pred, labels=present, average="weighted", zero_division=0)
         ),
-        "uar": float(recall_score(y_true, y_pred, labels=np.unique(y_true), average="macro")),
+        "uar": float(recall_score(y_true, y_pred, labels=present, average="macro")),
+        "absent_classes": [label for i, label in enumerate(classes) if i not in present],
         "per_class": {
             label: {
                 "precision": float(precision[i]),
@@ -112,6 +121,31 @@ def aggregate(folds: list[dict[str, Any]]) -> dict[str, Any]:
         pooled=_metrics_from_confusion(confusion, classes),
     )
     return summary
+
+
+def scores_from_confusions(confusions: np.ndarray) -> dict[str, np.ndarray]:
+    """The scalar metrics of a stack of K x K confusions (shape ``(..., K, K)``, rows true), at once.
+
+    The definitions of :func:`fold_metrics` (absent classes left out of macro-F1 and UAR), for the
+    bootstrap's thousands of resampled confusions. Returns ``{name: array of shape (...)}`` for
+    every name in :data:`SCALAR_METRICS`; a confusion holding no image gives NaN.
+    """
+    counts = np.asarray(confusions, dtype=float)
+    support = counts.sum(axis=-1)
+    predicted = counts.sum(axis=-2)
+    hits = np.diagonal(counts, axis1=-2, axis2=-1)
+    total = support.sum(axis=-1)
+    present = support > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(present, hits / support, 0.0)
+        f1 = np.where(present, 2 * hits / (support + predicted), 0.0)  # 2TP / (2TP + FP + FN)
+        n_present = present.sum(axis=-1)
+        return {
+            "accuracy": hits.sum(axis=-1) / total,
+            "macro_f1": f1.sum(axis=-1) / n_present,
+            "weighted_f1": (f1 * support).sum(axis=-1) / total,
+            "uar": recall.sum(axis=-1) / n_present,
+        }
 
 
 def row_normalise(confusion: np.ndarray | Sequence[Sequence[int]]) -> np.ndarray:

@@ -27,7 +27,8 @@ from tqdm.auto import tqdm
 from ferbench.cards import ModelCard, load_card
 from ferbench.executors import Executor, SequentialExecutor
 from ferbench.jobs import Job, build_model, resolve_device
-from ferbench.io import json_bytes
+from ferbench.intervals import run_intervals
+from ferbench.io import atomic_write_text, json_bytes
 from ferbench.metrics import aggregate, cross_dataset_drop, row_normalise
 from ferbench.pipeline import ProtocolData, data_fingerprint
 from ferbench.report import plot_confusion
@@ -234,6 +235,7 @@ def summarise(run: RunDir, data: ProtocolData, card: ModelCard, jobs: list[tuple
         summary["confusion"] = agg["confusion"]
         summary["confusion_normalised"] = np.round(row_normalise(agg["confusion"]), 4).tolist()
         summary["pooled"] = agg["pooled"]
+        summary["intervals"] = run_intervals(run, done, primary_side, classes)  # 95% cluster bootstrap
         suffix = "" if primary_side == "test" else f"_{primary_side}"
         plot_confusion(np.asarray(agg["confusion"]), classes, run.root / f"confusion{suffix}.png",
                        title=f"{card.name} on {protocol.id}{' (synthetic)' if data.synthetic else ''}")

@@ -99,6 +99,52 @@ def test_baseline_recipes_carry_the_paper_numbers():
     assert len(micro.crop.offsets) == 8 and (micro.epochs, micro.optimizer.lr) == (3000, 1e-4)
 
 
+# How each paper's number was aggregated (see baselines/README.md): card -> {protocol: (aggregation,
+# correct, total)}; cards not listed report fold means only (MicroExpNet 000 l.85, EmotionNet Nano
+# 001 l.119).
+POOLED_CKPLUS6 = {"lopes_cnn": (876, 927), "lopes_cnn_3x3": (None, None), "plain7cnn": (885, 927),
+                  "plain8cnn": (878, 927)}
+AGGREGATIONS = {
+    "cspp": {"ckplus_6cls_si8": ("pooled", 903, 927), "jaffe_6cls_loso": ("pooled", 126, 183),
+             "mmi_6cls_cspp": ("pooled", 148, 250), "nimstim_6cls_si8": ("pooled", 409, 491),
+             **{f"cross_ckplus_{t}_cspp": ("fold_mean", None, None) for t in ("jaffe", "mmi", "nimstim")}},
+    **{card: {"ckplus_6cls_si8": ("pooled", *counts)} for card, counts in POOLED_CKPLUS6.items()},
+    "ed2l": {"ckplus_7cls_si": ("pooled", 945, 981), "mmi_6cls_ed2l": ("pooled", 456, 627),
+             "bu3dfe_6cls_si": ("pooled", 1054, 1200), "oulu_casia_6cls_si": ("pooled", 1227, 1440)},
+    "ed2l_baseline": {"ckplus_7cls_si": ("pooled", 924, 981), "mmi_6cls_ed2l": ("pooled", 393, 627),
+                      "bu3dfe_6cls_si": ("pooled", 1032, 1200), "oulu_casia_6cls_si": ("pooled", 1209, 1440)},
+    "mobilenetv1_centerloss": {
+        "jaffe_7cls_random5": ("single_split", 40, 42), "ckplus_miao_7n_last": ("single_split", 61, 65),
+        "ckplus_miao_8_last": ("single_split", 124, 130), "cross_jaffe_ckplus_miao": ("single_split", 224, 309),
+        "cross_ckplus_jaffe_miao": ("single_split", 92, 183),
+        **{f"ckplus_miao_{c}": ("single_split", None, None)
+           for c in ("6_last", "7c_last", "6_last3", "7n_last3", "7c_last3", "8_last3")}},
+}
+
+
+@pytest.mark.parametrize("card", sorted(MODELS | KD_CARDS))
+def test_every_reported_number_states_its_aggregation(card: str):
+    got = {r.protocol: (r.aggregation, r.correct, r.total) for r in load_card(card).reported}
+    expected = AGGREGATIONS.get(card) or {protocol: ("fold_mean", None, None) for protocol in got}
+    assert got == expected
+
+
+def test_a_reported_count_must_give_the_reported_value(tmp_path: Path):
+    entry = "reported: [{protocol: ckplus_7cls_si, value: 95.24, aggregation: single_split, %s}]\n"
+    assert load_card(write_card(tmp_path, CARD + entry % "correct: 40, total: 42")).reported[0].total == 42
+    for counts, message in (("correct: 41, total: 42", "41/42 = 97.619% does not round to value 95.24"),
+                            ("correct: 40", "give `correct` and `total` together"),
+                            ("note: x", None)):
+        text = CARD + entry % counts
+        if message is None:  # no counts: fine; no aggregation: refused
+            assert load_card(write_card(tmp_path, text)).reported[0].correct is None
+            text = text.replace("aggregation: single_split, ", "")
+            message = "aggregation"
+        with pytest.raises(ProtocolError, match=message) as caught:
+            load_card(write_card(tmp_path, text))
+        assert caught.value.key.startswith("reported[0]")
+
+
 # ----------------------------------------------------------------------------- loading and errors
 
 
@@ -193,7 +239,7 @@ def test_fingerprint_follows_the_recipe_not_the_prose(tmp_path: Path):
     base = load_card(write_card(tmp_path)).fingerprint
     assert load_card(write_card(tmp_path, CARD.replace("1.0e-3", "2.0e-3"))).fingerprint != base
     prose = CARD.replace('"a note"', '"another note"').replace('"someone"', '"someone else"')
-    prose += "reported: [{protocol: ckplus_7cls_si, value: 50.0}]\n"
+    prose += "reported: [{protocol: ckplus_7cls_si, value: 50.0, aggregation: fold_mean}]\n"
     assert load_card(write_card(tmp_path, prose)).fingerprint == base
 
 

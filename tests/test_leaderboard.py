@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from scipy.stats import beta
 from scipy.stats import t as student_t
 from typer.testing import CliRunner
 
 from ferbench.cli import app
+from ferbench.errors import DataError
 from ferbench.leaderboard import build_boards, find_runs, write_leaderboard
 from ferbench.leaderboard.ranking import BOOTSTRAP, BOOTSTRAP_RESAMPLES, CORRECTED_TTEST, MCNEMAR
 from ferbench.leaderboard.significance import corrected_resampled_ttest, paired_bootstrap
@@ -43,6 +45,8 @@ def make_run(out, protocol_id, model, scores, *, fingerprint="fp_a", complete=Tr
     test images per fold), summary.json, run.json and the resolved protocol.
 
     ``scores`` are seed 0's per-fold scores, ``more_seeds`` those of seeds 1, 2, ...
+    ``reported``: paper numbers (fold means) or whole ``reported`` entries.
+
     ``source_scores`` makes it a cross-dataset run (``dataset`` -> jaffe) whose fold scores sit
     under ``target`` and the source scores under ``source``. ``correct[fold]`` lists, per test
     image, whether seed 0's fold model got it right: written to the predictions file (images
@@ -85,8 +89,8 @@ def make_run(out, protocol_id, model, scores, *, fingerprint="fp_a", complete=Tr
         "seeds": list(range(1 + len(more_seeds))),
         "jobs": [{"seed": seed, "fold": fold, "fingerprint": f"job{seed}.{fold}-{fingerprint}"}
                  for seed, seed_scores in enumerate([scores, *more_seeds]) for fold in range(len(seed_scores))],
-        "reported": [{"protocol": protocol_id, "metric": "accuracy", "value": value, "note": "Table 1"}
-                     for value in reported],
+        "reported": [{"protocol": protocol_id, "metric": "accuracy", "value": value, "aggregation": "fold_mean",
+                      "note": "Table 1"} if isinstance(value, float) else value for value in reported],
         "metrics": {"accuracy": stats(all_scores), "macro_f1": stats(all_scores), "uar": stats(all_scores)},
         "params": SPEED["params"], "speed": SPEED,
     }
@@ -151,8 +155,9 @@ def test_ranking_columns_paper_difference_and_links(board_runs, tmp_path):
     assert [(r["rank"], r["model"]) for r in ranking] == [("1", "model_a"), ("2-3", "model_b"), ("2-3", "model_c")]
     a, b, c = ranking
     assert (a["accuracy"], b["accuracy"], c["accuracy"]) == ("85.50 ± 3.03", "80.00 ± 0.00", "79.20 ± 3.79")
-    assert (a["paper accuracy"], a["ours − paper"]) == ("80.00", "+5.50")
-    assert (c["paper accuracy"], c["ours − paper"]) == ("81.25", "-2.05")
+    assert (a["paper accuracy"], a["ours − paper"]) == ("80.00 (fold mean)", "+5.50")
+    assert (c["paper accuracy"], c["ours − paper"]) == ("81.25 (fold mean)", "-2.05")
+    assert a["train status"] == "cross-validated" and a["pooled accuracy"] == "-"  # no pooled numbers here
     assert (b["paper accuracy"], b["ours − paper"]) == ("-", "-")
     assert (a["folds × seeds"], a["params"], a["MB"], a["MACs"], a["CPU ms/image"]) == \
         ("10 × 1", "65,000", "0.25", "2.9M", "0.65")
@@ -417,7 +422,7 @@ def test_a_real_run_renders(tmp_path):
     card_file.write_text(
         "name: tiny_microexpnet\nmodel: microexpnet_xxs\ninput: {channels: 1, size: [84, 84], normalise: unit}\n"
         "recipe: {epochs: 1, batch_size: 32, optimizer: {name: adam, lr: 1.0e-3}}\n"
-        "reported: [{protocol: ckplus_7cls_si, metric: accuracy, value: 97.6}]\n")
+        "reported: [{protocol: ckplus_7cls_si, metric: accuracy, value: 97.6, aggregation: fold_mean}]\n")
     # the run covers fold 0 only, so with this one-fold list it is complete and gets ranked
     summary = run_card(data, data.folds()[:1], load_card(card_file),
                        RunOptions(out=tmp_path / "runs", progress=False, speed=False))
@@ -426,12 +431,97 @@ def test_a_real_run_renders(tmp_path):
     page = (tmp_path / "lb" / "ckplus_7cls_si.md").read_text()
     [row] = tables(section(page, "Ranking"))[0]
     accuracy = summary["metrics"]["accuracy"]["mean"] * 100
+    low, high = (summary["intervals"]["fold_mean"]["accuracy"][k] * 100 for k in ("low", "high"))
+    assert low <= accuracy <= high
     assert row["model"] == "tiny_microexpnet (synthetic)"
-    assert row["accuracy"] == f"{accuracy:.2f} ± 0.00" and row["folds × seeds"] == "1 × 1"
-    assert row["ours − paper"] == f"{accuracy - 97.6:+.2f}"
+    assert row["accuracy"] == f"{accuracy:.2f} ± 0.00 [{low:.2f}, {high:.2f}]" and row["folds × seeds"] == "1 × 1"
+    assert row["pooled accuracy"].startswith(f"{summary['pooled']['accuracy'] * 100:.2f} [")
+    assert row["ours − paper"] == f"{accuracy - 97.6:+.2f}" and row["train status"] == "cross-validated"
+    assert "1000 resamples of test subjects within each fold, seed 0" in page
     assert row["vs next"] == "-" and row["params"] == f"{summary['params']:,}"
     link = row["confusion"].removeprefix("[png](").removesuffix(")")
     run_dir = tmp_path / "runs" / "ckplus_7cls_si" / "tiny_microexpnet"
     assert (tmp_path / "lb" / link).read_bytes() == (run_dir / "confusion.png").read_bytes()
     assert (tmp_path / "lb" / link).is_file()
     assert f"`{protocol.fingerprint}`" in page
+
+
+def test_paper_numbers_are_compared_as_the_paper_aggregated_them(tmp_path):
+    runs = tmp_path / "runs"
+    entry = {"protocol": "ckplus_7cls_si", "metric": "accuracy", "note": "Table 3"}
+    pooled = {**entry, "value": 84.0, "aggregation": "pooled", "correct": 84, "total": 100}
+    one_split = {**entry, "value": 95.24, "aggregation": "single_split", "correct": 40, "total": 42}
+    unstated = {**entry, "value": 80.0}  # a summary from before `aggregation` existed
+    roots = {"model_a": make_run(runs, "ckplus_7cls_si", "model_a", A, reported=[pooled]),
+             "model_c": make_run(runs, "ckplus_7cls_si", "model_c", C, reported=[one_split]),
+             "model_b": make_run(runs, "ckplus_7cls_si", "model_b", B, reported=[unstated])}
+    summary = json.loads((roots["model_a"] / "summary.json").read_text())
+    summary["pooled"] = {"accuracy": 0.86, "macro_f1": 0.8, "uar": 0.8125}
+    summary["intervals"] = {
+        "level": 0.95, "resamples": 1000, "seed": 0, "unit": "subject", "units": 118, "stratified": True,
+        "fold_mean": {"accuracy": {"low": 0.831, "high": 0.879}},
+        "pooled": {"accuracy": {"low": 0.84, "high": 0.88}, "uar": {"low": 0.79, "high": 0.83}}}
+    (roots["model_a"] / "summary.json").write_text(json.dumps(summary))
+    write_leaderboard([runs], tmp_path / "lb")
+    page = (tmp_path / "lb" / "ckplus_7cls_si.md").read_text()
+    a, b, c = tables(section(page, "Ranking"))[0]
+    # pooled: our pooled 86.00 against the paper's pooled 84.00, not our fold mean 85.50
+    assert (a["paper accuracy"], a["ours − paper"]) == ("84.00 (pooled, 84/100)", "+2.00")
+    assert a["accuracy"] == "85.50 ± 3.03 [83.10, 87.90]" and a["macro-F1"] == "85.50 ± 3.03"
+    assert (a["pooled accuracy"], a["pooled macro-F1"], a["pooled UAR"]) == \
+        ("86.00 [84.00, 88.00]", "80.00", "81.25 [79.00, 83.00]")
+    # one split: no difference; our fold range and mean, the paper's Clopper-Pearson interval
+    low, high = beta.ppf(0.025, 40, 3) * 100, beta.ppf(0.975, 41, 2) * 100
+    assert c["paper accuracy"] == f"95.24 (one split, 40/42 [{low:.2f}, {high:.2f}])" == \
+        "95.24 (one split, 40/42 [83.84, 99.42])"
+    assert c["ours − paper"] == "paper: one split; ours 70.00–82.00 over folds, mean 79.20"
+    assert (b["paper accuracy"], b["ours − paper"]) == ("80.00 (aggregation not stated)", "-")
+    assert "1000 resamples of test subjects within each fold, seed 0" in page
+
+
+def test_every_row_carries_a_train_status(board_runs, tmp_path):
+    recorded = board_runs / "ckplus_7cls_si" / "model_b" / "summary.json"
+    recorded.write_text(json.dumps({**json.loads(recorded.read_text()), "train_status": "held-out target"}))
+    evaluated = make_run(board_runs, "ckplus_7cls_si", "checkpoint", [0.5])
+    summary = json.loads((evaluated / "summary.json").read_text())
+    (evaluated / "summary.json").write_text(json.dumps({**summary, "evaluated": True, "jobs_total": 1}))
+    write_leaderboard([board_runs], tmp_path / "lb")
+    page = (tmp_path / "lb" / "ckplus_7cls_si.md").read_text()
+    status = {r["model"]: r["train status"] for r in tables(section(page, "Ranking"))[0]}
+    # recorded, derived for a summary without one, and an evaluated checkpoint is external
+    assert status == {"model_a": "cross-validated", "model_b": "held-out target", "model_c": "cross-validated",
+                      "checkpoint": "external (training data unknown)"}
+    [incomplete] = tables(section(page, "Incomplete runs"))[0]
+    assert incomplete["train status"] == "cross-validated"
+    [cross] = find_runs([make_run(tmp_path / "x", "ckplus_to_jaffe", "m", [0.5] * 10, source_scores=[0.9] * 10)])
+    assert cross.train_status == "held-out target"
+
+
+def test_skipped_files_are_listed_once_with_the_runs_that_dropped_them(board_runs, tmp_path):
+    report = {"skipped_unreadable": [{"path": "S005/001/S005_001_00000011.png", "problem": "truncated PNG"}],
+              "skipped_no_face": ["S010/002/S010_002_00000014.png"]}
+    model_dir = board_runs / "ckplus_7cls_si"
+    (model_dir / "model_a" / "preprocess.json").write_text(
+        json.dumps([{"role": "test", "dataset": "ckplus", "report": report}]))
+    (model_dir / "model_b" / "preprocess.json").write_text(
+        json.dumps([{"role": "test", "dataset": "ckplus", "report": {**report, "skipped_no_face": []}}]))
+    write_leaderboard([board_runs], tmp_path / "lb")
+    skipped = section((tmp_path / "lb" / "ckplus_7cls_si.md").read_text(), "Skipped files")
+    assert tables(skipped)[0] == [
+        {"role": "test", "dataset": "ckplus", "file": "S005/001/S005_001_00000011.png", "reason": "truncated PNG",
+         "runs": "model_a, model_b"},
+        {"role": "test", "dataset": "ckplus", "file": "S010/002/S010_002_00000014.png", "reason": "no face found",
+         "runs": "model_a"},
+    ]
+    assert "No `preprocess.json` (no record of skipped files): model_c, model_d, model_e." in skipped
+    (model_dir / "model_a" / "preprocess.json").write_text(json.dumps({"skipped": []}))
+    with pytest.raises(DataError, match="preprocess.json: expected a list"):
+        write_leaderboard([board_runs], tmp_path / "lb")
+
+
+def test_runs_without_skipped_files_say_so(board_runs, tmp_path):
+    (board_runs / "ckplus_7cls_si" / "model_a" / "preprocess.json").write_text(
+        json.dumps([{"role": "test", "dataset": "ckplus", "report": {"skipped_unreadable": [], "skipped_no_face": []}}]))
+    write_leaderboard([board_runs], tmp_path / "lb")
+    skipped = section((tmp_path / "lb" / "ckplus_7cls_si.md").read_text(), "Skipped files")
+    assert "No run skipped a file." in skipped and "model_b, model_c" in skipped

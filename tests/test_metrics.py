@@ -11,6 +11,7 @@ from ferbench.metrics import (
     fold_metrics,
     pooled_metrics,
     row_normalise,
+    scores_from_confusions,
 )
 
 CLASSES = ["anger", "happy", "sadness"]
@@ -41,6 +42,7 @@ def test_fold_metrics_match_the_hand_computed_three_class_case():
     assert m["uar"] == pytest.approx(25 / 36)
     assert m["n"] == 10
     assert m["classes"] == CLASSES
+    assert m["absent_classes"] == []
     expected = {
         "anger": (3 / 5, 3 / 4, 2 / 3, 4),
         "happy": (2 / 3, 2 / 3, 2 / 3, 3),
@@ -62,16 +64,21 @@ def test_a_class_absent_from_the_fold_keeps_its_row_and_leaves_uar_and_macro_f1(
     assert m["uar"] == pytest.approx(25 / 36)
     assert m["macro_f1"] == pytest.approx(32 / 45)
     assert m["weighted_f1"] == pytest.approx(53 / 75)
+    assert m["absent_classes"] == ["surprise"]
 
 
-def test_a_class_predicted_but_never_true_counts_in_macro_f1_but_not_in_uar():
-    # One sadness image predicted as surprise: true 0 0 1 2, predicted 0 0 1 3.
+def test_a_class_predicted_but_absent_is_left_out_of_macro_f1_and_uar():
+    # DeRL fold 10 has no fear: one sadness image predicted as surprise, the absent class.
+    # true 0 0 1 2, predicted 0 0 1 3.
     classes = ["anger", "happy", "sadness", "surprise"]
     m = fold_metrics(np.array([0, 0, 1, 2]), np.array([0, 0, 1, 3]), classes)
+    assert m["absent_classes"] == ["surprise"]
     # recall: anger 1, happy 1, sadness 0 -> UAR over the 3 present classes = 2/3
     assert m["uar"] == pytest.approx(2 / 3)
-    # F1: anger 1, happy 1, sadness 0, surprise 0 (precision 0/1) -> macro over 4 = 1/2
-    assert m["macro_f1"] == pytest.approx(0.5)
+    # F1 over the present classes: anger 1, happy 1, sadness 0 -> 2/3 (the wrong surprise
+    # prediction still costs sadness its recall)
+    assert m["macro_f1"] == pytest.approx(2 / 3)
+    assert m["per_class"]["surprise"]["f1"] == 0.0
     assert m["per_class"]["surprise"]["precision"] == 0.0
     assert m["per_class"]["sadness"]["precision"] == 0.0  # never predicted: 0/0 -> 0
     assert m["confusion"][2] == [0, 0, 0, 1]
@@ -108,6 +115,40 @@ def test_aggregate_gives_mean_sample_std_summed_confusion_and_pooled_metrics():
     pooled = pooled_metrics(np.concatenate(folds_true), np.concatenate(folds_pred), CLASSES)
     assert summary["pooled"] == pooled
     assert pooled["accuracy"] == pytest.approx(9 / 12)
+
+
+def test_pooled_macro_f1_and_uar_use_every_class_that_a_fold_lacks():
+    # fold 0 has no sadness, fold 1 no anger; pooled, all three classes are present
+    fold0 = fold_metrics(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), CLASSES)
+    fold1 = fold_metrics(np.array([1, 2, 2, 2]), np.array([1, 2, 2, 0]), CLASSES)
+    assert (fold0["absent_classes"], fold1["absent_classes"]) == (["sadness"], ["anger"])
+    # fold 0 recall: anger 1/2, happy 2/2 -> UAR 3/4; F1: anger 2/3, happy 4/5 -> 11/15
+    assert (fold0["uar"], fold0["macro_f1"]) == (pytest.approx(3 / 4), pytest.approx(11 / 15))
+    # fold 1 recall: happy 1/1, sadness 2/3 -> 5/6; F1: happy 1, sadness 4/5 -> 9/10
+    # (the wrong "anger" prediction is a false positive of an absent class: not averaged)
+    assert (fold1["uar"], fold1["macro_f1"]) == (pytest.approx(5 / 6), pytest.approx(9 / 10))
+    summary = aggregate([fold0, fold1])
+    assert summary["uar"]["mean"] == pytest.approx((3 / 4 + 5 / 6) / 2)
+    # pooled confusion [[1, 1, 0], [0, 3, 0], [1, 0, 2]]: recall 1/2, 1, 2/3 -> UAR 13/18;
+    # F1 anger 2/4, happy 6/7, sadness 4/5 -> (1/2 + 6/7 + 4/5) / 3
+    pooled = summary["pooled"]
+    assert pooled["confusion"] == [[1, 1, 0], [0, 3, 0], [1, 0, 2]]
+    assert pooled["absent_classes"] == []
+    assert pooled["uar"] == pytest.approx(13 / 18)
+    assert pooled["macro_f1"] == pytest.approx((1 / 2 + 6 / 7 + 4 / 5) / 3)
+
+
+def test_scores_from_confusions_agree_with_fold_metrics():
+    rng = np.random.default_rng(0)
+    classes = ["a", "b", "c", "d", "e"]
+    cases = [(rng.integers(0, 3, 30), rng.integers(0, 5, 30)) for _ in range(20)]  # d, e absent
+    cases += [(Y_TRUE, Y_PRED)]
+    expected = [fold_metrics(t, p, classes) for t, p in cases]
+    stacked = np.array([m["confusion"] for m in expected])  # (21, 5, 5) at once
+    got = scores_from_confusions(stacked)
+    for name in ("accuracy", "macro_f1", "weighted_f1", "uar"):
+        np.testing.assert_allclose(got[name], [m[name] for m in expected], err_msg=name)
+    assert np.isnan(scores_from_confusions(np.zeros((3, 3)))["accuracy"])  # no image: no number
 
 
 def test_aggregate_of_one_fold_has_zero_std():

@@ -1,7 +1,9 @@
 """Markdown pages of the leaderboard: ``index.md``, ``<protocol-id>.md`` and ``sensitivity.md``.
 
 Percentages are mean ± sample standard deviation over a run's (seed, fold) jobs, in percent
-(``ferbench.report.format_mean_std``); differences are in percentage points. A run on a
+(``ferbench.report.format_mean_std``), with the 95% cluster-bootstrap interval in brackets
+(``ferbench.intervals``); differences are in percentage points. A paper's number is compared
+with ours aggregated the same way (its ``reported`` entry's ``aggregation``). A run on a
 synthetic twin carries "(synthetic)" on every table row that shows it.
 """
 
@@ -21,6 +23,7 @@ from ferbench.leaderboard.catalogue import (
     describe_frames,
     describe_split,
 )
+from ferbench.intervals import binomial_interval
 from ferbench.leaderboard.ranking import (
     BOOTSTRAP,
     BOOTSTRAP_RESAMPLES,
@@ -52,6 +55,7 @@ TEST_DESCRIPTIONS = {
                "of each image's fraction of correct predictions among a run's models (every fold model is "
                "scored on the same images); compares accuracy",
 }
+AGGREGATION_NAMES = {"fold_mean": "fold mean", "pooled": "pooled", "single_split": "one split"}
 
 SENSITIVITY_TEXT = """\
 The same model under protocol variants of one dataset. The variants differ in how the images
@@ -113,6 +117,7 @@ def protocol_page(board: Board, out: Path) -> str:
                   f"`{board.fingerprint}` (a changed protocol file, or the synthetic twin beside the real data), "
                   "so their numbers are not comparable with the ranking above.", "",
                   _others_table(board.others), ""]
+    lines += ["## Skipped files", "", *_skipped_files(board.ranked + board.incomplete + board.others)]
     return "\n".join(lines)
 
 
@@ -200,28 +205,32 @@ def _ranking_table(board: Board, out: Path) -> str:
     metric = METRIC_NAMES[ref.primary]
     if ref.cross_dataset:
         score_headers = ["source accuracy (in-domain)", "target accuracy", "drop (points)",
-                         "target macro-F1", "target UAR"]
+                         "target macro-F1", "target UAR", "target pooled accuracy", "target pooled macro-F1",
+                         "target pooled UAR"]
     else:
-        score_headers = ["accuracy", "macro-F1", "UAR"]
-    headers = ["rank", "model", *score_headers, "folds × seeds", "params", "MB", "MACs", "CPU ms/image",
+        score_headers = ["accuracy", "macro-F1", "UAR", "pooled accuracy", "pooled macro-F1", "pooled UAR"]
+    headers = ["rank", "model", *score_headers, "train status", "folds × seeds", "params", "MB", "MACs", "CPU ms/image",
                f"paper {metric}", "ours − paper", "vs next", "deviations", "confusion"]
     rows = []
     for i, run in enumerate(board.ranked):
         versus = _significance(board.versus_next[i]) if i < len(board.versus_next) else "-"
         rows.append([board.rank_groups[i], _label(run.model, run.synthetic), *_scores(run),
-                     _folds_seeds(run), *_size_speed(run), *_paper(run), versus, _deviations(run),
+                     run.train_status, _folds_seeds(run), *_size_speed(run), *_paper(run), versus, _deviations(run),
                      _confusion_link(run, out)])
     return _table(rows, headers)
 
 
 def _ranking_notes(board: Board) -> list[str]:
     notes = [*_significance_notes(board),
-             "*ours − paper*: our mean minus the paper's reported number, in points; compare only runs "
-             "without deviations (e.g. shortened `--epochs`) and on real data.", ""]
+             "*ours − paper*: our number aggregated as the paper's (fold mean: our mean over jobs; pooled: "
+             "our pooled number) minus the paper's, in points; a paper's number from one split (one "
+             "held-out test set) is not subtracted: the cell gives our range over folds and mean, and "
+             "the paper cell the binomial (Clopper-Pearson) 95% interval of its count. Compare only runs "
+             "without deviations (e.g. shortened `--epochs`) and on real data.", "", *_interval_notes(board), ""]
     reported = [(run, entry) for run in board.ranked for entry in run.summary.get("reported", [])]
     if reported:
         notes += ["Paper numbers (from the model cards' `reported` entries):", ""]
-        notes += [f"- {_label(run.model, run.synthetic)}: {entry['metric']} {entry['value']:.2f}"
+        notes += [f"- {_label(run.model, run.synthetic)}: {entry['metric']} {_paper_number(entry)}"
                   + (f" ({entry['note']})" if entry.get("note") else "") for run, entry in reported]
         notes.append("")
     return notes
@@ -260,19 +269,56 @@ def _pairwise_tests(board: Board) -> list[str]:
             ""]
 
 
+def _interval_notes(board: Board) -> list[str]:
+    """How the bracketed intervals were made, from the ranked runs' ``intervals`` records."""
+    methods = sorted({(i["resamples"], i["seed"], i["unit"], i["stratified"])
+                      for i in (run.summary.get("intervals") for run in board.ranked) if i})
+    if not methods:
+        return ["*[low, high]*: no run here recorded bootstrap intervals (made before ferbench did)."]
+    made = "; ".join(f"{resamples} resamples of test {unit}s{' within each fold' if stratified else ''}, "
+                     f"seed {seed}" for resamples, seed, unit, stratified in methods)
+    return ["*[low, high]*: 95% percentile interval of a cluster bootstrap (`ferbench.intervals`): "
+            "each resample draws the test subjects with replacement (images where the dataset has no "
+            "subjects) and recomputes the number as aggregated, the fold mean over (seed, fold) jobs or "
+            f"the pooled number over all their predictions ({made}). *pooled*: every job's test "
+            "predictions together (each image once per seed). Per-fold macro-F1 and UAR average over "
+            "the classes present in the fold's test set; pooled ones over every protocol class."]
+
+
 def _incomplete_table(runs: list[RunResult], out: Path) -> str:
-    rows = [[_label(run.model, run.synthetic), _jobs_done(run), _mean_std(run, run.primary), _deviations(run),
-             _link("summary", run.path / "summary.json", out)] for run in runs]
-    return _table(rows, ["model", "jobs done", "primary metric so far", "deviations", "run"])
+    rows = [[_label(run.model, run.synthetic), _jobs_done(run), _mean_std(run, run.primary), run.train_status,
+             _deviations(run), _link("summary", run.path / "summary.json", out)] for run in runs]
+    return _table(rows, ["model", "jobs done", "primary metric so far", "train status", "deviations", "run"])
 
 
 def _others_table(runs: list[RunResult]) -> str:
     rows = [[_label(run.model, run.synthetic), f"`{run.fingerprint}`",
              "synthetic twin" if run.synthetic else "real",
              "complete" if run.rankable else f"{_jobs_done(run)} jobs",
-             f"{_mean_std(run, run.primary)} ({METRIC_NAMES[run.primary]})", _deviations(run)]
+             f"{_mean_std(run, run.primary)} ({METRIC_NAMES[run.primary]})", run.train_status, _deviations(run)]
             for run in runs]
-    return _table(rows, ["model", "fingerprint", "data", "state", "score", "deviations"])
+    return _table(rows, ["model", "fingerprint", "data", "state", "score", "train status", "deviations"])
+
+
+def _skipped_files(runs: list[RunResult]) -> list[str]:
+    """Every file the runs' preprocessing dropped (their ``preprocess.json``), one row per file
+    with the runs that dropped it; runs without the record are named."""
+    recorded = [(run, run.skipped_files()) for run in runs]
+    dropped: dict[tuple[str, str, str, str], list[str]] = {}
+    for run, skipped in recorded:
+        for item in skipped or []:
+            key = (item["role"], item["dataset"], item["path"], item["reason"])
+            dropped.setdefault(key, []).append(_label(run.model, run.synthetic))
+    lines = []
+    if dropped:
+        lines += [_table([[*key, ", ".join(models)] for key, models in sorted(dropped.items())],
+                         ["role", "dataset", "file", "reason", "runs"]), ""]
+    elif any(skipped is not None for _, skipped in recorded):
+        lines += ["No run skipped a file.", ""]
+    unrecorded = [_label(run.model, run.synthetic) for run, skipped in recorded if skipped is None]
+    if unrecorded:
+        lines += [f"No `preprocess.json` (no record of skipped files): {', '.join(unrecorded)}.", ""]
+    return lines
 
 
 # ----------------------------------------------------------------------------- cells
@@ -297,16 +343,25 @@ def _mean_std(run: RunResult, metric: str) -> str:
     return format_mean_std(entry) if entry else "-"
 
 
+def _with_interval(number: str, interval: dict[str, float] | None) -> str:
+    """``85.50 ± 3.03 [83.10, 87.90]``: a number with its 95% interval (percent), when there is one."""
+    return f"{number} [{interval['low'] * 100:.2f}, {interval['high'] * 100:.2f}]" if interval else number
+
+
 def _scores(run: RunResult) -> list[str]:
-    """Within a dataset: accuracy, macro-F1, UAR. Across datasets: source and target accuracy,
-    the drop, and the target macro-F1 and UAR."""
-    own = [_mean_std(run, "macro_f1"), _mean_std(run, "uar")]
+    """Within a dataset: accuracy, macro-F1, UAR (fold means), then the same three pooled. Across
+    datasets: source and target accuracy, the drop, the target macro-F1 and UAR, then the three
+    pooled target numbers. Each with its 95% interval where the summary has one."""
+    fold_mean = {m: _with_interval(_mean_std(run, m), run.interval("fold_mean", m)) for m in METRIC_NAMES}
+    pooled = [_with_interval(f"{value * 100:.2f}", run.interval("pooled", m)) if value is not None else "-"
+              for m, value in ((m, run.pooled(m)) for m in METRIC_NAMES)]
+    own = [fold_mean["macro_f1"], fold_mean["uar"]]
     if not run.cross_dataset:
-        return [_mean_std(run, "accuracy"), *own]
+        return [fold_mean["accuracy"], *own, *pooled]
     source = run.summary.get("source_metrics", {}).get("accuracy")
     drop = run.summary.get("drop")
-    return [format_mean_std(source) if source else "-", _mean_std(run, "accuracy"),
-            f"{drop['drop'] * 100:.2f}" if drop else "-", *own]
+    return [format_mean_std(source) if source else "-", fold_mean["accuracy"],
+            f"{drop['drop'] * 100:.2f}" if drop else "-", *own, *pooled]
 
 
 def _jobs_done(run: RunResult) -> str:
@@ -337,12 +392,29 @@ def _si(count: int) -> str:
 
 
 def _paper(run: RunResult) -> list[str]:
-    """The paper's number for the primary metric (percent) and ours minus it (points)."""
+    """The paper's number for the primary metric (percent) and ours minus it (points), ours
+    aggregated as the paper's: ``fold_mean`` our mean over jobs, ``pooled`` our pooled number;
+    ``single_split``: no difference, our range over folds and mean instead."""
     entry = next((r for r in run.summary.get("reported", []) if r.get("metric") == run.primary), None)
-    ours = run.mean(run.primary)
-    if entry is None or ours is None:
+    if entry is None or run.mean(run.primary) is None:
         return ["-", "-"]
-    return [f"{entry['value']:.2f}", f"{ours * 100 - entry['value']:+.2f}"]
+    aggregation = entry.get("aggregation")
+    if aggregation == "single_split":
+        values = [v * 100 for v in run.summary["metrics"][run.primary]["values"]]
+        return [_paper_number(entry), f"paper: one split; ours {min(values):.2f}–{max(values):.2f} over "
+                                      f"folds, mean {run.mean(run.primary) * 100:.2f}"]
+    ours = {"fold_mean": run.mean(run.primary), "pooled": run.pooled(run.primary)}.get(aggregation)
+    return [_paper_number(entry), f"{ours * 100 - entry['value']:+.2f}" if ours is not None else "-"]
+
+
+def _paper_number(entry: dict[str, Any]) -> str:
+    """``97.41 (pooled, 903/927)``; a one-split count also gets its 95% binomial interval."""
+    how = AGGREGATION_NAMES.get(entry.get("aggregation"), "aggregation not stated")
+    if entry.get("total"):
+        how += f", {entry['correct']}/{entry['total']}"
+        if entry.get("aggregation") == "single_split":
+            how += _with_interval("", binomial_interval(entry["correct"], entry["total"]))
+    return f"{entry['value']:.2f} ({how})"
 
 
 def _significance(comparison: Comparison) -> str:

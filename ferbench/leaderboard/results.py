@@ -21,7 +21,8 @@ from typing import Any
 import yaml
 
 from ferbench.errors import DataError, FerbenchError
-from ferbench.runs import HEADER_FILES, RunDir, header_mismatch, sha256_file
+from ferbench.runs import (HEADER_FILES, TRAIN_CROSS_VALIDATED, TRAIN_EXTERNAL, TRAIN_HELD_OUT_TARGET, RunDir,
+                           header_mismatch, sha256_file)
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,51 @@ class RunResult:
         """Mean of ``metric`` over the run's jobs (a fraction), or None when not reported."""
         entry = self.summary.get("metrics", {}).get(metric)
         return entry["mean"] if entry else None
+
+    def pooled(self, metric: str) -> float | None:
+        """``metric`` over every job's test predictions pooled (a fraction), or None when not reported."""
+        value = (self.summary.get("pooled") or {}).get(metric)
+        return float(value) if value is not None else None
+
+    def interval(self, kind: str, metric: str) -> dict[str, float] | None:
+        """The 95% bootstrap interval ``{low, high}`` of ``metric``'s ``fold_mean`` or ``pooled``
+        number (``summary.json`` ``intervals``, see ``ferbench.intervals``), or None."""
+        return ((self.summary.get("intervals") or {}).get(kind) or {}).get(metric)
+
+    @property
+    def train_status(self) -> str:
+        """How the run's models relate to its test data (``ferbench.runs``' ``TRAIN_*``): the
+        summary's ``train_status``; for an older summary without one, ``external`` for an
+        evaluated checkpoint, ``held-out target`` across datasets, else ``cross-validated``."""
+        if self.summary.get("train_status"):
+            return self.summary["train_status"]
+        if self.summary.get("evaluated"):
+            return TRAIN_EXTERNAL
+        return TRAIN_HELD_OUT_TARGET if self.cross_dataset else TRAIN_CROSS_VALIDATED
+
+    def skipped_files(self) -> list[dict[str, str]] | None:
+        """Every file preprocessing dropped, from the run's ``preprocess.json``, as
+        ``{role, dataset, path, reason}`` (reason: the unreadable file's problem, or ``no face
+        found``); None when the run has no ``preprocess.json``.
+
+        Raises:
+            DataError: a ``preprocess.json`` that is not a list of ``{role, dataset, report}``.
+        """
+        path = self.path / "preprocess.json"
+        if not path.is_file():
+            return None
+        skipped = []
+        try:
+            for entry in _read_json(path):
+                report, where = entry["report"], {"role": entry["role"], "dataset": entry["dataset"]}
+                skipped += [{**where, "path": item["path"], "reason": item["problem"]}
+                            for item in report.get("skipped_unreadable", [])]
+                skipped += [{**where, "path": item, "reason": "no face found"}
+                            for item in report.get("skipped_no_face", [])]
+        except (KeyError, TypeError, AttributeError):
+            raise DataError(path, "expected a list of {role, dataset, report: {skipped_unreadable: "
+                                  "[{path, problem}], skipped_no_face: [path]}}") from None
+        return skipped
 
     def job_scores(self, metric: str) -> dict[tuple[int, int], float]:
         """``(seed, fold) -> metric`` of every finished job, from ``seed<s>/fold<k>/metrics.json``
