@@ -235,7 +235,7 @@ def summarise(run: RunDir, data: ProtocolData, card: ModelCard, jobs: list[tuple
         summary["confusion"] = agg["confusion"]
         summary["confusion_normalised"] = np.round(row_normalise(agg["confusion"]), 4).tolist()
         summary["pooled"] = agg["pooled"]
-        summary["intervals"] = run_intervals(run, done, primary_side, classes)  # 95% cluster bootstrap
+        summary["intervals"] = run_intervals(run, [(s, k) for s, k, _ in done], primary_side, classes)  # 95% cluster bootstrap
         suffix = "" if primary_side == "test" else f"_{primary_side}"
         plot_confusion(np.asarray(agg["confusion"]), classes, run.root / f"confusion{suffix}.png",
                        title=f"{card.name} on {protocol.id}{' (synthetic)' if data.synthetic else ''}")

@@ -479,10 +479,15 @@ def test_paper_numbers_are_compared_as_the_paper_aggregated_them(tmp_path):
     assert "1000 resamples of test subjects within each fold, seed 0" in page
 
 
-def test_every_row_carries_a_train_status(board_runs, tmp_path):
+def test_every_row_carries_a_train_status(tmp_path):
+    board_runs = tmp_path / "runs"
+    per_fold = [[True] * 8 + [False] * 2] * 10  # predictions, so the checkpoint can be compared (McNemar)
+    for model, scores in (("model_a", A), ("model_b", B), ("model_c", C)):
+        make_run(board_runs, "ckplus_7cls_si", model, scores, correct=per_fold)
+    make_run(board_runs, "ckplus_7cls_si", "model_d", [0.99] * 3, complete=False)
     recorded = board_runs / "ckplus_7cls_si" / "model_b" / "summary.json"
     recorded.write_text(json.dumps({**json.loads(recorded.read_text()), "train_status": "held-out target"}))
-    evaluated = make_run(board_runs, "ckplus_7cls_si", "checkpoint", [0.5])
+    evaluated = make_run(board_runs, "ckplus_7cls_si", "checkpoint", [0.5], correct=[[True, False] * 50])
     summary = json.loads((evaluated / "summary.json").read_text())
     (evaluated / "summary.json").write_text(json.dumps({**summary, "evaluated": True, "jobs_total": 1}))
     write_leaderboard([board_runs], tmp_path / "lb")
