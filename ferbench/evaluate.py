@@ -34,7 +34,6 @@ path and sha256; no model file is written.
 from __future__ import annotations
 
 import hashlib
-import pickle
 import re
 import warnings
 import zipfile
@@ -52,7 +51,7 @@ from ferbench.errors import DataError, FerbenchError
 from ferbench.io import json_bytes
 from ferbench.labels import check_class_set
 from ferbench.metrics import fold_metrics
-from ferbench.models.checkpoint import read_state_dict
+from ferbench.models.checkpoint import read_pickle, read_state_dict
 from ferbench.pipeline import ProtocolData
 from ferbench.plugins import build_model
 from ferbench.protocol import PreprocessSpec
@@ -174,7 +173,9 @@ def load_trained_model(checkpoint: str | Path, model: str | Path | None = None,
     if kind == "state_dict":
         net = _load_state_dict(checkpoint, card, len(order))
     elif kind == "pickle":
-        net = pickle.loads(checkpoint.read_bytes())
+        net = read_pickle(checkpoint)
+        if not callable(getattr(net, "predict_proba", None)):
+            raise DataError(checkpoint, f"holds a {type(net).__name__}, not a classical model with predict_proba()")
     preprocess = record.preprocess
     if preprocess is None and stored.get("preprocess"):
         preprocess = PreprocessSpec.model_validate(stored["preprocess"])
