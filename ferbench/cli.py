@@ -20,7 +20,7 @@ import typer
 from tabulate import tabulate
 from typer.core import TyperGroup
 
-from ferbench.errors import FerbenchError, OptionError, did_you_mean
+from ferbench.errors import FerbenchError, OptionError, UnknownName, did_you_mean
 
 if TYPE_CHECKING:
     from ferbench.protocol import Protocol
@@ -80,9 +80,13 @@ def parse_roots(values: list[str] | None) -> dict[str, str]:
 def load_protocols(files: list[Path], root: list[str] | None, synthetic: bool) -> list[Protocol]:
     """Load every protocol file with the ``--root`` overrides; a ``--root`` naming a dataset that
     none of them reads is an error (a misspelt name would otherwise be ignored)."""
+    from ferbench.data.registry import dataset_names
     from ferbench.protocol import load_protocol
 
     roots = parse_roots(root)
+    for name, path in roots.items():
+        if name not in dataset_names():
+            raise OptionError("--root", f"{name}={path}", str(UnknownName("dataset", name, dataset_names())))
     protocols = [load_protocol(file, roots=roots, synthetic=synthetic) for file in files]
     used = sorted({side.dataset.name for protocol in protocols for side in protocol.sides()})
     for name, path in roots.items():
