@@ -137,13 +137,18 @@ def read_manifest_text(manifest: Path) -> str:
     """The text of a csv manifest: UTF-16 when it starts with a UTF-16 byte-order mark, else UTF-8
     (a UTF-8 byte-order mark is dropped); DataError naming the file when it is neither."""
     data = manifest.read_bytes()
-    utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding, name = "utf-16", "UTF-16"
+    elif b"\x00" in data:  # NUL is valid UTF-8 but never text: UTF-16 (or binary) without a byte-order mark
+        raise DataError(manifest, "not a UTF-8 text file (UTF-16 without a byte-order mark?); "
+                                  "save the manifest as UTF-8 csv")
+    else:
+        encoding, name = "utf-8-sig", "UTF-8"
     try:
-        return data.decode("utf-16" if utf16 else "utf-8-sig")
+        return data.decode(encoding)
     except UnicodeDecodeError as err:
-        hint = " (UTF-16 without a byte-order mark?)" if b"\x00" in data[:200] else ""
-        raise DataError(manifest, f"not a {'UTF-16' if utf16 else 'UTF-8'} text file{hint}: undecodable byte at "
-                                  f"offset {err.start}; save the manifest as UTF-8 csv") from None
+        raise DataError(manifest, f"not a {name} text file: undecodable byte at offset {err.start}; "
+                                  "save the manifest as UTF-8 csv") from None
 
 
 def _subject_reader(pattern: str | None) -> Callable[[Path], str | None]:
