@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 import ferbench.io
@@ -214,6 +215,11 @@ def test_random_bytes_pt_is_named_without_torch_advice(tmp_path):
     checkpoint.write_bytes(os.urandom(4096))
     line = fails(["predict", str(tmp_path / "face.png"), "--checkpoint", str(checkpoint), "--model", "microexpnet_xxs",
                   "--labels", "anger,happy"], f"{checkpoint}: not a PyTorch state dict")
+    assert "weights_only" not in line
+    torch.save(torch.nn.Linear(2, 2), checkpoint)  # a whole module, not its state dict
+    line = fails(["predict", str(tmp_path / "face.png"), "--checkpoint", str(checkpoint), "--model", "microexpnet_xxs",
+                  "--labels", "anger,happy"], f"{checkpoint}: not a PyTorch state dict file: it holds pickled Python "
+                                              "objects, not only tensors (a whole model saved with torch.save(model)?)")
     assert "weights_only" not in line
 
 

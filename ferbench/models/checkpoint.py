@@ -27,10 +27,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     except Exception as err:  # torch raises several types for a non-checkpoint file
         # torch's own message advises weights_only=False, which would run code from the file: not repeated
         if "Unsupported global" in str(err):
-            raise DataError(path, "not a PyTorch state dict: it holds pickled Python objects, not only tensors "
+            raise DataError(path, "not a PyTorch state dict file: it holds pickled Python objects, not only tensors "
                                   "(a whole model saved with torch.save(model)?); save model.state_dict() "
                                   "or a TorchScript model instead") from None
-        raise DataError(path, "not a PyTorch state dict: truncated, or not a file written by torch.save") from None
+        raise DataError(path, "not a PyTorch state dict file: truncated, or not written by torch.save") from None
     for wrapper in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]
