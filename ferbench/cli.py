@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 OS_PROBLEMS = {
     errno.ENOSPC: "disk full while writing {path}; finished jobs are kept, free some space and rerun to continue",
-    errno.EDQUOT: "disk quota exceeded while writing {path}; finished jobs are kept, rerun to continue",
     errno.EROFS: "{path}: read-only file system",
     errno.EACCES: "{path}: permission denied",
     errno.EPERM: "{path}: operation not permitted",
@@ -92,8 +91,9 @@ def load_protocols(files: list[Path], root: list[str] | None, synthetic: bool) -
     for name, path in roots.items():
         if name not in used:
             ids = ", ".join(f"`{protocol.id}`" for protocol in protocols)
-            raise OptionError("--root", f"{name}={path}", f"protocol {ids} reads no dataset `{name}`"
-                                                           f"{did_you_mean(name, used)}; it reads {', '.join(used)}")
+            what = f"protocol {ids} reads" if len(protocols) == 1 else f"protocols {ids} read"
+            raise OptionError("--root", f"{name}={path}", f"{what} no dataset `{name}`{did_you_mean(name, used)}; "
+                                                           f"datasets read: {', '.join(used)}")
     return protocols
 
 
@@ -113,13 +113,13 @@ def parse_indices(text: str, option: str) -> list[int]:
     return values
 
 
-def parse_cards(text: str | None, option: str = "--models") -> list[str] | None:
-    """Card names or paths of a comma-separated option (None when not given; none named is an error)."""
+def parse_cards(text: str | None) -> list[str] | None:
+    """The card names or paths of ``--models`` (None when not given; naming none is an error)."""
     if text is None:
         return None
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
-        raise OptionError(option, text, "names no model card; give card names or YAML paths, comma-separated")
+        raise OptionError("--models", text, "names no model card; give card names or YAML paths, comma-separated")
     return names
 
 
@@ -421,7 +421,7 @@ def predict(
 @app.command()
 def speed(
     models: Annotated[Optional[str], typer.Option(help="Comma-separated cards (names, YAML paths or timm/<arch>); default: every baseline.")] = None,
-    device: Annotated[str, typer.Option(help="cpu, or cuda to add GPU latency.")] = "cpu",
+    device: Annotated[str, typer.Option(help="cpu, or cuda / cuda:N to add GPU latency (auto: cuda if there is one).")] = "cpu",
     onnx: Annotated[bool, typer.Option("--onnx", help="Add ONNX Runtime CPU latency (1 intra-op thread).")] = False,
     quick: Annotated[bool, typer.Option("--quick", help="Few warm-up passes and repeats (rough timings).")] = False,
     classes: Annotated[int, typer.Option(min=2, help="Number of output classes.")] = 7,
@@ -434,6 +434,8 @@ def speed(
     from ferbench.speed import speed_report
 
     names, device = parse_cards(models), check_device(device)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     rows, classical = [], []
     cards = [load_card(name) for name in names] if names else list_cards()
     for card in cards:

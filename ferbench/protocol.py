@@ -14,7 +14,8 @@ benchmark uses. :func:`load_protocol` turns one into a frozen :class:`Protocol` 
 
 Every problem raises :class:`~ferbench.errors.ProtocolError` with the file and 1-based line that
 wrote the offending key (a parent file for an inherited key), its key path, and a suggestion
-when a valid key or value is close.
+when a valid key or value is close. Numbers are strict (``StrictInt``, ``StrictFloat``): YAML
+``true``/``false`` are refused where a number belongs, instead of counting as 1 and 0.
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ def finished_run(tmp_path_factory) -> Path:
     (["--models", " , "], "--models ' , ': names no model card"),
     (["--device", "gpu"], "--device gpu: unknown device (did you mean `cpu`?); choose auto, cpu, cuda or cuda:N"),
     (["--root", "ckplus=/data/ck"], "--root ckplus=/data/ck: protocol `jaffe_6cls_loso` reads no dataset `ckplus`; "
-                                    "it reads jaffe"),
+                                    "datasets read: jaffe"),
     (["--root", "jafe=/data/jaffe"], "--root jafe=/data/jaffe: unknown dataset `jafe` (did you mean `jaffe`?)"),
 ])
 def test_bad_run_option_is_one_line_before_any_work(tmp_path, no_preprocessing, extra, message):
