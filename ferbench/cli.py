@@ -237,7 +237,7 @@ def run(
     plans = []
     for protocol in load_protocols(protocols, root, synthetic):
         data = load_protocol_data(protocol)
-        check_folds(options.folds, data.folds(), protocol.id)
+        check_folds(options.folds, data.folds(), protocol.id)  # run folds are made after preprocessing (skip drops)
         cards = [load_card(name) for name in names] if names else default_cards(protocol)
         for card in cards:
             check_constructor(card, len(protocol.classes))
