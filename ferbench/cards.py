@@ -44,10 +44,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, StrictFloat, StrictInt, ValidationError,
+                      model_validator)
 
 import ferbench
 from ferbench.errors import ProtocolError, UnknownName, did_you_mean
@@ -59,7 +61,8 @@ BASELINES_ENV = "FERBENCH_BASELINES"
 NOT_FINGERPRINTED = frozenset({"citation", "notes", "reported"})
 """Card keys that describe a card but cannot change results."""
 
-PositiveInt = Annotated[int, Field(ge=1)]
+PositiveInt = Annotated[StrictInt, Field(ge=1)]
+NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
 Size = tuple[PositiveInt, PositiveInt]
 
 
@@ -69,6 +72,13 @@ def _square(value: Any) -> Any:
 
 
 SizeOrSide = Annotated[Size, BeforeValidator(_square)]
+
+
+def _not_boolean(value: Any) -> Any:
+    """Refuse ``true``/``false`` where a number is expected (pydantic reads them as 1 and 0)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got `{str(value).lower()}`")
+    return value
 
 
 class _Spec(BaseModel):
@@ -115,7 +125,7 @@ class InputSpec(_Spec):
     [H, W] in pixels, and the intensity scaling: ``unit`` [0, 1], ``minus_one_one`` [-1, 1],
     ``standardize`` per image to zero mean and unit standard deviation."""
 
-    channels: Literal[1, 3] = 1
+    channels: Annotated[Literal[1, 3], BeforeValidator(_not_boolean)] = 1
     size: Size
     normalise: Literal["unit", "minus_one_one", "standardize"] = "unit"
 
@@ -125,26 +135,26 @@ class InputSpec(_Spec):
 
 class Adam(_Named):
     name: Literal["adam"]
-    lr: float = Field(gt=0)
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = Field(1e-8, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
+    lr: StrictFloat = Field(gt=0)
+    betas: tuple[StrictFloat, StrictFloat] = (0.9, 0.999)
+    eps: StrictFloat = Field(1e-8, gt=0)
+    weight_decay: StrictFloat = Field(0.0, ge=0)
 
 
 class AdamW(_Named):
     name: Literal["adamw"]
-    lr: float = Field(gt=0)
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = Field(1e-8, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
+    lr: StrictFloat = Field(gt=0)
+    betas: tuple[StrictFloat, StrictFloat] = (0.9, 0.999)
+    eps: StrictFloat = Field(1e-8, gt=0)
+    weight_decay: StrictFloat = Field(0.01, ge=0)
 
 
 class SGD(_Named):
     name: Literal["sgd"]
-    lr: float = Field(gt=0)
-    momentum: float = Field(0.0, ge=0)
+    lr: StrictFloat = Field(gt=0)
+    momentum: StrictFloat = Field(0.0, ge=0)
     nesterov: bool = False
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: StrictFloat = Field(0.0, ge=0)
 
 
 OptimizerSpec = _choice("optimizer", Adam, AdamW, SGD)
@@ -171,7 +181,7 @@ class MultiStep(_Named):
 
     name: Literal["multistep"]
     milestones: tuple[PositiveInt, ...] = Field(min_length=1)
-    factors: tuple[float, ...] = Field(min_length=1)
+    factors: tuple[StrictFloat, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _matching(self) -> MultiStep:
@@ -195,7 +205,7 @@ class Step(_Named):
 
     name: Literal["step"]
     step_size: PositiveInt
-    gamma: float = Field(gt=0)
+    gamma: StrictFloat = Field(gt=0)
 
     def factor(self, epoch: int) -> float:
         return self.gamma ** (epoch // self.step_size)
@@ -219,28 +229,28 @@ class LabelSmoothing(_Named):
     """``confidence`` on the true class, the rest shared equally by the other K - 1 classes."""
 
     name: Literal["label_smoothing"]
-    confidence: float = Field(gt=0, le=1)
+    confidence: StrictFloat = Field(gt=0, le=1)
 
 
 class CenterLoss(_Named):
     name: Literal["center_loss"]
-    lambda_: float = Field(alias="lambda", ge=0)
-    alpha: float = Field(gt=0, le=1)
+    lambda_: StrictFloat = Field(alias="lambda", ge=0)
+    alpha: StrictFloat = Field(gt=0, le=1)
 
 
 class Distillation(_Named):
     """``teacher`` is the card (name or path) of the teacher model."""
 
     name: Literal["distillation"]
-    lambda_: float = Field(alias="lambda", ge=0, le=1)
-    temperature: float = Field(gt=0)
+    lambda_: StrictFloat = Field(alias="lambda", ge=0, le=1)
+    temperature: StrictFloat = Field(gt=0)
     teacher: str
 
 
 class ED2L(_Named):
     name: Literal["ed2l"]
-    lambda_t: float = Field(1.0, ge=0)
-    lambda_p: float = Field(10.0, ge=0)
+    lambda_t: StrictFloat = Field(1.0, ge=0)
+    lambda_p: StrictFloat = Field(10.0, ge=0)
 
 
 class AMSoftmax(_Named):
@@ -290,7 +300,7 @@ class FixedCrops(_Named):
     """Crops of side ``crop`` at ``offsets`` [top, left] of a ``from``-sized face (MicroExpNet)."""
 
     name: Literal["fixed_crops"]
-    offsets: tuple[tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]], ...] = Field(min_length=1)
+    offsets: tuple[tuple[NonNegativeInt, NonNegativeInt], ...] = Field(min_length=1)
     crop: SizeOrSide
     from_: SizeOrSide = Field(alias="from")
 
@@ -320,34 +330,34 @@ class RandomAreaCrop(_Named):
     """A random box covering a fraction ``area`` of the face, of aspect (width / height) in ``aspect``."""
 
     name: Literal["random_area_crop"]
-    area: tuple[Annotated[float, Field(gt=0, le=1)], Annotated[float, Field(gt=0, le=1)]]
-    aspect: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = (1.0, 1.0)
+    area: tuple[Annotated[StrictFloat, Field(gt=0, le=1)], Annotated[StrictFloat, Field(gt=0, le=1)]]
+    aspect: tuple[Annotated[StrictFloat, Field(gt=0)], Annotated[StrictFloat, Field(gt=0)]] = (1.0, 1.0)
 
 
 class HFlip(_Named):
     name: Literal["hflip"]
-    p: float = Field(0.5, ge=0, le=1)
+    p: StrictFloat = Field(0.5, ge=0, le=1)
 
 
 class Rotate(_Named):
     """A rotation drawn uniformly from [-degrees, degrees]."""
 
     name: Literal["rotate"]
-    degrees: float = Field(ge=0)
+    degrees: StrictFloat = Field(ge=0)
 
 
 class Shift(_Named):
     """A shift drawn uniformly from [-fraction, fraction] of the width and, independently, of the height."""
 
     name: Literal["shift"]
-    fraction: float = Field(ge=0, lt=1)
+    fraction: StrictFloat = Field(ge=0, lt=1)
 
 
 class Zoom(_Named):
     """Scale factors drawn uniformly from ``range``, independently per axis (as Keras); < 1 zooms in."""
 
     name: Literal["zoom"]
-    range: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]]
+    range: tuple[Annotated[StrictFloat, Field(gt=0)], Annotated[StrictFloat, Field(gt=0)]]
 
 
 AugmentSpec = _choice("augmentation", FixedCrops, TenCrop, RandomAreaCrop, HFlip, Rotate, Shift, Zoom)
@@ -390,9 +400,9 @@ class Reported(_Spec):
 
     protocol: str
     metric: str = "accuracy"
-    value: float
+    value: StrictFloat
     aggregation: Literal["fold_mean", "pooled", "single_split"]
-    correct: Annotated[int, Field(ge=0)] | None = None
+    correct: Annotated[StrictInt, Field(ge=0)] | None = None
     total: PositiveInt | None = None
     note: str = ""
 
@@ -415,7 +425,7 @@ class ModelCard(_Spec):
     kwargs: dict[str, Any] = Field(default_factory=dict)
     input: InputSpec
     recipe: Recipe | None = None  # None for classical (non-neural) models
-    temperature_sweep: tuple[Annotated[float, Field(gt=0)], ...] | None = None
+    temperature_sweep: tuple[Annotated[StrictFloat, Field(gt=0)], ...] | None = None
     citation: str = ""
     notes: str = ""
     reported: tuple[Reported, ...] = ()
@@ -540,7 +550,7 @@ def load_card(name_or_path: str | Path) -> ModelCard:
     try:
         card = ModelCard.model_validate(raw)
     except ValidationError as err:
-        raise _translate(_unknown_keys_first(err), ModelCard, (), where) from None
+        raise _translate(err, ModelCard, (), where) from None
     _check_consistency(card, path, where)
     factory_file, colon, attribute = card.model.rpartition(":")
     if colon and factory_file.endswith(".py"):
@@ -553,11 +563,26 @@ def load_card(name_or_path: str | Path) -> ModelCard:
     return card
 
 
-def _unknown_keys_first(err: ValidationError) -> ValidationError:
-    """``err`` with unknown-key errors first: a misspelt required key then reads as a typo
-    (with a suggestion) rather than as a missing key."""
-    errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
-    return ValidationError.from_exception_data(err.title, errors)
+def check_constructor(card: ModelCard, num_classes: int) -> None:
+    """Build ``card``'s untrained model once on the CPU, so that a keyword in ``kwargs`` the model's
+    constructor does not take fails before any work, naming the card file, line and keyword.
+
+    Raises:
+        ProtocolError: the constructor rejects a keyword of ``kwargs``.
+        PluginError: the model breaks the model contract (see :func:`ferbench.plugins.check_model`).
+    """
+    from ferbench.plugins import build_model
+
+    try:
+        build_model(card, num_classes)
+    except TypeError as err:
+        match = re.search(r"unexpected keyword argument '(\w+)'", str(err))
+        if match is None or match[1] not in card.kwargs:
+            raise  # not a misspelt keyword: a bug, shown with its traceback
+        problem = f"model `{card.model}` takes no keyword `{match[1]}`"
+        if card.source_file is None:
+            raise ProtocolError(f"card `{card.name}`", problem, key=f"kwargs.{match[1]}") from None
+        raise _Locator(card.source_file, _read_yaml(card.source_file)[1]).error(("kwargs", match[1]), problem) from None
 
 
 def _check_consistency(card: ModelCard, path: Path, where: _Locator) -> None:

@@ -1,17 +1,64 @@
-"""The ``ferbench`` command: thin wrappers that parse arguments, call the library and print."""
+"""The ``ferbench`` command: thin wrappers that parse arguments, call the library and print.
+
+A user's mistake ends a command with one line, ``error: ...``, and exit status 2: every
+:class:`~ferbench.errors.FerbenchError` (bad options included, as
+:class:`~ferbench.errors.OptionError`) and the OS errors a user can fix (disk full, read-only or
+forbidden path, a file where a folder belongs) are caught in one place, :class:`Commands`. Any
+other exception is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import re
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from tabulate import tabulate
+from typer.core import TyperGroup
 
-from ferbench.errors import FerbenchError
+from ferbench.errors import FerbenchError, OptionError, UnknownName, did_you_mean
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+if TYPE_CHECKING:
+    from ferbench.protocol import Protocol
+    from ferbench.splits import Fold
+
+OS_PROBLEMS = {
+    errno.ENOSPC: "disk full while writing {path}; finished jobs are kept, free some space and rerun to continue",
+    errno.EROFS: "{path}: read-only file system",
+    errno.EACCES: "{path}: permission denied",
+    errno.EPERM: "{path}: operation not permitted",
+    errno.ENOTDIR: "{path}: a folder on this path is a file",
+    errno.EEXIST: "{path}: exists and is a file, not a folder",
+    errno.EISDIR: "{path}: is a folder, not a file",
+}
+"""OS errors a user can fix, by errno, as the one line the CLI prints; other OS errors are bugs."""
+
+
+def fail(error: Exception | str) -> None:
+    """Print a ferbench error without a traceback and exit with status 2."""
+    typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+class Commands(TyperGroup):
+    """The command group: runs a command, turning a user's mistake into one line (module docstring)."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FerbenchError as err:
+            fail(err)
+        except OSError as err:
+            if err.errno not in OS_PROBLEMS:
+                raise
+            fail(OS_PROBLEMS[err.errno].format(path=err.filename or "a file"))
+
+
+app = typer.Typer(cls=Commands, add_completion=False, no_args_is_help=True,
                   help="ferbench: reproducible, leakage-checked benchmarks for facial expression recognition.")
 
 RootOption = Annotated[Optional[list[str]], typer.Option("--root", help="Dataset root override NAME=PATH (repeatable).")]
@@ -29,10 +76,70 @@ def parse_roots(values: list[str] | None) -> dict[str, str]:
     return roots
 
 
-def fail(error: Exception) -> None:
-    """Print a ferbench error without a traceback and exit with status 2."""
-    typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
+def load_protocols(files: list[Path], root: list[str] | None, synthetic: bool) -> list[Protocol]:
+    """Load every protocol file with the ``--root`` overrides; a ``--root`` naming a dataset that
+    none of them reads is an error (a misspelt name would otherwise be ignored)."""
+    from ferbench.data.registry import dataset_names
+    from ferbench.protocol import load_protocol
+
+    roots = parse_roots(root)
+    for name, path in roots.items():
+        if name not in dataset_names():
+            raise OptionError("--root", f"{name}={path}", str(UnknownName("dataset", name, dataset_names())))
+    protocols = [load_protocol(file, roots=roots, synthetic=synthetic) for file in files]
+    used = sorted({side.dataset.name for protocol in protocols for side in protocol.sides()})
+    for name, path in roots.items():
+        if name not in used:
+            ids = ", ".join(f"`{protocol.id}`" for protocol in protocols)
+            what = f"protocol {ids} reads" if len(protocols) == 1 else f"protocols {ids} read"
+            raise OptionError("--root", f"{name}={path}", f"{what} no dataset `{name}`{did_you_mean(name, used)}; "
+                                                           f"datasets read: {', '.join(used)}")
+    return protocols
+
+
+def parse_indices(text: str, option: str) -> list[int]:
+    """``"0,3"`` -> ``[0, 3]``: non-negative integers, each given once (``--seeds``, ``--folds``)."""
+    try:
+        values = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise OptionError(option, text, "expected comma-separated integers, e.g. 0,1,2") from None
+    if not values:
+        raise OptionError(option, text, "names no index; expected comma-separated integers, e.g. 0,1,2")
+    if min(values) < 0:
+        raise OptionError(option, text, f"{min(values)} is negative; indices count from 0")
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise OptionError(option, text, f"{repeated[0]} is given twice; give each once")
+    return values
+
+
+def parse_cards(text: str | None) -> list[str] | None:
+    """The card names or paths of ``--models`` (None when not given; naming none is an error)."""
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise OptionError("--models", text, "names no model card; give card names or YAML paths, comma-separated")
+    return names
+
+
+def check_device(device: str) -> str:
+    """``device`` when it is ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; OptionError otherwise."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        raise OptionError("--device", device, f"unknown device{did_you_mean(device, ['auto', 'cpu', 'cuda'])}; "
+                                              "choose auto, cpu, cuda or cuda:N")
+    return device
+
+
+def writable_folder(path: Path, option: str) -> Path:
+    """``path`` when it is, or can become, a folder this process may write into; OptionError otherwise."""
+    absolute = path.absolute()
+    existing = next(p for p in (absolute, *absolute.parents) if p.exists())
+    if not existing.is_dir():
+        raise OptionError(option, path, f"{existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OptionError(option, path, f"cannot write into {existing} (read-only or permission denied)")
+    return path
 
 
 @app.command()
@@ -45,10 +152,7 @@ def synth(
     """Write a procedurally generated face dataset in a real dataset's on-disk layout."""
     from ferbench.synth import write_twin
 
-    try:
-        root = write_twin(layout, out_dir, seed=seed, shape=shape)
-    except FerbenchError as exc:
-        fail(exc)
+    root = write_twin(layout, out_dir, seed=seed, shape=shape)
     typer.echo(f"wrote synthetic {layout} ({shape}, seed {seed}) to {root}")
 
 
@@ -58,10 +162,7 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Protocol files to
     from ferbench.protocol import load_protocol
 
     for file in files:
-        try:
-            protocol = load_protocol(file, require_roots=False)
-        except FerbenchError as exc:
-            fail(exc)
+        protocol = load_protocol(file, require_roots=False)
         typer.echo(f"ok  {file}  id={protocol.id}  fingerprint={protocol.fingerprint}")
 
 
@@ -115,11 +216,11 @@ def run(
     out: Annotated[Path, typer.Option(help="Run directory root.")] = Path("runs"),
     root: RootOption = None,
     synthetic: SyntheticOption = False,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0",
     folds: Annotated[Optional[str], typer.Option(help="Comma-separated fold indices (default all).")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Override every recipe's epochs (recorded as a deviation).")] = None,
-    repeats: Annotated[Optional[int], typer.Option(help="Override every recipe's passes per epoch (recorded as a deviation).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Override every recipe's epochs (recorded as a deviation).")] = None,
+    repeats: Annotated[Optional[int], typer.Option(min=1, help="Override every recipe's passes per epoch (recorded as a deviation).")] = None,
     speed: Annotated[bool, typer.Option(help="Measure speed and size of each model.")] = True,
     temperature_sweep: Annotated[bool, typer.Option(
         "--temperature-sweep", help="Run distilling cards at every temperature of their card's grid.")] = False,
@@ -132,41 +233,48 @@ def run(
 ) -> None:
     """Train and evaluate models under protocols; resumable, writes tables and pictures.
 
-    Before training, prints the planner's estimate of each protocol (see `ferbench plan`) and
-    asks for --yes when it exceeds $FERBENCH_CONFIRM_HOURS (default 2) hours."""
-    from ferbench.cards import load_card
+    Everything that can be checked before preprocessing is: options, protocols, ``--root`` names,
+    the selected folds and every card's model constructor (its ``kwargs``). Then it prints the
+    planner's estimate of each protocol (see `ferbench plan`) and asks for --yes when it exceeds
+    $FERBENCH_CONFIRM_HOURS (default 2) hours."""
+    from ferbench.cards import check_constructor, load_card
     from ferbench.executors import make_executor
     from ferbench.pipeline import attach_images, load_protocol_data
-    from ferbench.protocol import load_protocol
     from ferbench.report import format_mean_std, results_table
     from ferbench.runner import RunOptions, default_cards, expand_temperature_sweeps, run_cards
 
-    options = RunOptions(out=out, device=device, seeds=_ints(seeds), folds=_ints(folds) if folds else None,
+    options = RunOptions(out=writable_folder(out, "--out"), device=check_device(device),
+                         seeds=parse_indices(seeds, "--seeds"),
+                         folds=None if folds is None else parse_indices(folds, "--folds"),
                          epochs=epochs, repeats=repeats, speed=speed)
+    names = parse_cards(models)
+    runner = make_executor(executor, jobs, scheduler, stack)
+    plans = []
+    for protocol in load_protocols(protocols, root, synthetic):
+        data = load_protocol_data(protocol)
+        check_folds(options.folds, data.folds(), protocol.id)  # run folds are made after preprocessing (skip drops)
+        cards = [load_card(name) for name in names] if names else default_cards(protocol)
+        for card in cards:
+            check_constructor(card, len(protocol.classes))
+            if card.teacher is not None:
+                check_constructor(load_card(card.teacher), len(protocol.classes))
+        cards = expand_temperature_sweeps(cards) if temperature_sweep else cards
+        confirm_estimate(protocol, data.folds(), cards, options, yes)
+        plans.append((protocol, data, cards))
     rows = []
-    try:
-        runner = make_executor(executor, jobs, scheduler, stack)
-        for file in protocols:
-            protocol = load_protocol(file, roots=parse_roots(root), synthetic=synthetic)
-            data = attach_images(load_protocol_data(protocol))
-            cards = [load_card(m.strip()) for m in models.split(",")] if models else default_cards(protocol)
-            if temperature_sweep:
-                cards = expand_temperature_sweeps(cards)
-            folds_ = data.folds()
-            confirm_estimate(protocol, folds_, cards, options, yes)
-            for card, summary in zip(cards, run_cards(data, folds_, cards, options, runner)):
-                metrics = summary.get("metrics", {})
-                rows.append({
-                    "protocol": protocol.id + (" (synthetic)" if data.synthetic else ""),
-                    "model": card.name,
-                    "accuracy": format_mean_std(metrics["accuracy"]) if metrics else "-",
-                    "macro_f1": format_mean_std(metrics["macro_f1"]) if metrics else "-",
-                    "folds": f"{summary['jobs_done']}/{summary['jobs_total']}",
-                    "params": summary.get("params", "-"),
-                    "cpu ms": _ms(summary.get("speed", {})),
-                })
-    except FerbenchError as exc:
-        fail(exc)
+    for protocol, data, cards in plans:
+        data = attach_images(data)
+        for card, summary in zip(cards, run_cards(data, data.folds(), cards, options, runner)):
+            metrics = summary.get("metrics", {})
+            rows.append({
+                "protocol": protocol.id + (" (synthetic)" if data.synthetic else ""),
+                "model": card.name,
+                "accuracy": format_mean_std(metrics["accuracy"]) if metrics else "-",
+                "macro_f1": format_mean_std(metrics["macro_f1"]) if metrics else "-",
+                "folds": f"{summary['jobs_done']}/{summary['jobs_total']}",
+                "params": summary.get("params", "-"),
+                "cpu ms": _ms(summary.get("speed", {})),
+            })
     typer.echo(results_table(rows, ["protocol", "model", "accuracy", "macro_f1", "folds", "params", "cpu ms"]))
     typer.echo(f"results, confusion matrices and predictions under {out.resolve()}")
 
@@ -200,11 +308,14 @@ def confirm_estimate(protocol, folds, cards, options, yes: bool) -> None:
         raise typer.Exit(1)
 
 
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(t) for t in text.split(",") if t.strip()]
-    except ValueError as exc:
-        raise typer.BadParameter(f"`{text}`: expected comma-separated integers") from exc
+def check_folds(selected: list[int] | None, folds: list[Fold], protocol_id: str) -> None:
+    """Refuse a ``--folds`` index that ``folds`` (a protocol's folds) lacks."""
+    indices = [fold.index for fold in folds]
+    missing = [k for k in selected or [] if k not in indices]
+    if missing:
+        has = f"folds {indices[0]}-{indices[-1]}" if len(indices) > 1 else f"only fold {indices[0]}"
+        raise OptionError("--folds", ",".join(map(str, selected)),
+                          f"protocol `{protocol_id}` has no fold {missing[0]}; it has {has}")
 
 
 def _ms(speed: dict) -> str:
@@ -231,20 +342,20 @@ def plan(
     from ferbench.jobs import resolve_device
     from ferbench.pipeline import load_protocol_data
     from ferbench.planner import format_duration, plan_folds, rows_as_dicts, totals
-    from ferbench.protocol import load_protocol
     from ferbench.runner import RunOptions, apply_deviations, default_cards
 
-    options = RunOptions(device=device, seeds=_ints(seeds), epochs=epochs, repeats=repeats)
+    options = RunOptions(device=check_device(device), seeds=parse_indices(seeds, "--seeds"),
+                         folds=None if folds is None else parse_indices(folds, "--folds"),
+                         epochs=epochs, repeats=repeats)
+    names = parse_cards(models)
     rows = []
-    try:
-        for file in protocols:
-            protocol = load_protocol(file, roots=parse_roots(root), synthetic=synthetic)
-            cards = [load_card(m.strip()) for m in models.split(",") if m.strip()] if models else default_cards(protocol)
-            rows += plan_folds(protocol, load_protocol_data(protocol).folds(), cards, len(options.seeds),
-                               _ints(folds) if folds else None, resolve_device(device) if calibrate else None,
-                               lambda card: apply_deviations(card, options)[0])
-    except FerbenchError as exc:
-        fail(exc)
+    for protocol in load_protocols(protocols, root, synthetic):
+        protocol_folds = load_protocol_data(protocol).folds()
+        check_folds(options.folds, protocol_folds, protocol.id)
+        cards = [load_card(name) for name in names] if names else default_cards(protocol)
+        rows += plan_folds(protocol, protocol_folds, cards, len(options.seeds), options.folds,
+                           resolve_device(options.device) if calibrate else None,
+                           lambda card: apply_deviations(card, options)[0])
     total = totals(rows)
     if as_json:
         typer.echo(json.dumps({"device": device, "rows": rows_as_dicts(rows), "total": total}, indent=2))
@@ -288,10 +399,7 @@ def list_protocols(as_json: Annotated[bool, typer.Option("--json", help="Print a
     """List the shipped protocols (the protocols/ folder, or $FERBENCH_PROTOCOLS)."""
     from ferbench.leaderboard import catalogue, protocols_dir
 
-    try:
-        entries = catalogue()
-    except FerbenchError as exc:
-        fail(exc)
+    entries = catalogue()
     if as_json:
         typer.echo(json.dumps(entries, indent=2, ensure_ascii=False))
         return
@@ -309,10 +417,7 @@ def leaderboard(
     """Write markdown leaderboard pages from finished runs (never re-runs anything)."""
     from ferbench.leaderboard import write_leaderboard
 
-    try:
-        pages = write_leaderboard(run_dirs, out)
-    except FerbenchError as exc:
-        fail(exc)
+    pages = write_leaderboard(run_dirs, writable_folder(out, "--out"))
     typer.echo(f"wrote {len(pages)} pages to {out}: {', '.join(p.name for p in pages)}")
 
 
@@ -382,11 +487,8 @@ def export(
     from ferbench.evaluate import load_trained_model
     from ferbench.export import TOLERANCE, export_onnx
 
-    try:
-        trained = load_trained_model(checkpoint, model, _labels(labels))
-        difference = export_onnx(trained.model, trained.card, onnx, trained.labels, trained.preprocess)
-    except FerbenchError as exc:
-        fail(exc)
+    trained = load_trained_model(checkpoint, model, _labels(labels))
+    difference = export_onnx(trained.model, trained.card, onnx, trained.labels, trained.preprocess)
     typer.echo(f"wrote {onnx} (opset 17, dynamic batch, labels {','.join(trained.labels)})")
     typer.echo(f"ONNX Runtime vs PyTorch: max abs logit difference {difference:.2e} (< {TOLERANCE:g})")
 
@@ -400,7 +502,7 @@ def predict(
     annotate: Annotated[Optional[Path], typer.Option(help="Folder for copies of the pictures with boxes and labels drawn.")] = None,
     face: Annotated[str, typer.Option(help="haar (largest Haar face) or none (the whole picture).")] = "haar",
     every: Annotated[int, typer.Option(min=1, help="Video: predict every N-th frame.")] = 1,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
     """Print expression probabilities for the face in each image (or video frame)."""
     from ferbench.evaluate import load_trained_model
@@ -408,12 +510,12 @@ def predict(
     from ferbench.jobs import resolve_device
 
     if face not in FACE_METHODS:
-        raise typer.BadParameter(f"`{face}`: choose one of {', '.join(FACE_METHODS)}", param_hint="--face")
-    try:
-        trained = load_trained_model(checkpoint, model, _labels(labels))
-        results = predict_paths(inputs, trained, face, every, annotate, resolve_device(device))
-    except FerbenchError as exc:
-        fail(exc)
+        raise OptionError("--face", face, f"choose one of {', '.join(FACE_METHODS)}")
+    device = check_device(device)
+    if annotate is not None:
+        writable_folder(annotate, "--annotate")
+    trained = load_trained_model(checkpoint, model, _labels(labels))
+    results = predict_paths(inputs, trained, face, every, annotate, resolve_device(device))
     rows = [[r.source, " ".join(map(str, r.box)) if r.box else "no face", *(r.top or ("-", None)),
              *(r.probabilities.get(label) for label in trained.labels)] for r in results]
     typer.echo(tabulate(rows, headers=["file", "face x y w h", "top", "p", *trained.labels], floatfmt=".3f"))
@@ -424,7 +526,7 @@ def predict(
 @app.command()
 def speed(
     models: Annotated[Optional[str], typer.Option(help="Comma-separated cards (names, YAML paths or timm/<arch>); default: every baseline.")] = None,
-    device: Annotated[str, typer.Option(help="cpu, or cuda to add GPU latency.")] = "cpu",
+    device: Annotated[str, typer.Option(help="cpu, or cuda / cuda:N to add GPU latency (auto: cuda if there is one).")] = "cpu",
     onnx: Annotated[bool, typer.Option("--onnx", help="Add ONNX Runtime CPU latency (1 intra-op thread).")] = False,
     quick: Annotated[bool, typer.Option("--quick", help="Few warm-up passes and repeats (rough timings).")] = False,
     classes: Annotated[int, typer.Option(min=2, help="Number of output classes.")] = 7,
@@ -436,26 +538,26 @@ def speed(
     from ferbench.plugins import build_model
     from ferbench.speed import speed_report
 
+    names, device = parse_cards(models), check_device(device)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     rows, classical = [], []
-    try:
-        cards = [load_card(m.strip()) for m in models.split(",")] if models else list_cards()
-        for card in cards:
-            model = build_model(card, classes)
-            if not isinstance(model, torch.nn.Module):
-                classical.append(card.name)
-                continue
-            report = speed_report(model, (card.input.channels, *card.input.size), device=device, quick=quick)
-            row = [card.name, report["params"], f"{report['size_mb']:.2f}", f"{report['macs'] / 1e6:.1f}",
-                   _ms(report)]
-            if onnx:
-                from ferbench.export import onnx_latency
+    cards = [load_card(name) for name in names] if names else list_cards()
+    for card in cards:
+        model = build_model(card, classes)
+        if not isinstance(model, torch.nn.Module):
+            classical.append(card.name)
+            continue
+        report = speed_report(model, (card.input.channels, *card.input.size), device=device, quick=quick)
+        row = [card.name, report["params"], f"{report['size_mb']:.2f}", f"{report['macs'] / 1e6:.1f}",
+               _ms(report)]
+        if onnx:
+            from ferbench.export import onnx_latency
 
-                row.append(f"{onnx_latency(model, card, quick=quick)['median_ms']:.2f}")
-            if device != "cpu":
-                row.append(f"{report['cuda']['latency']['median_ms']:.2f}" if report["cuda"] else "-")
-            rows.append(row)
-    except FerbenchError as exc:
-        fail(exc)
+            row.append(f"{onnx_latency(model, card, quick=quick)['median_ms']:.2f}")
+        if device != "cpu":
+            row.append(f"{report['cuda']['latency']['median_ms']:.2f}" if report["cuda"] else "-")
+        rows.append(row)
     headers = ["model", "params", "MiB", "MMACs", "cpu ms (1 thread)"] + ["onnxruntime ms (1 thread)"] * onnx
     typer.echo(tabulate(rows, headers=headers + [f"{device} ms"] * (device != "cpu"), disable_numparse=True))
     typer.echo(f"batch 1, {'quick: few repeats' if quick else 'median of 100 passes after 10 warm-up'}, {classes} classes")

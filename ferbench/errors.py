@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import shlex
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -46,6 +47,14 @@ class UnknownName(FerbenchError):
         super().__init__(
             f"unknown {kind} `{name}`{did_you_mean(name, choices)}; known: {', '.join(choices)}"
         )
+
+
+class OptionError(FerbenchError):
+    """A command-line option has a value ferbench cannot use; the message names the option."""
+
+    def __init__(self, option: str, value: object, problem: str):
+        self.option, self.value, self.problem = option, value, problem
+        super().__init__(f"{option} {shlex.quote(str(value))}: {problem}")
 
 
 class ProtocolError(FerbenchError):

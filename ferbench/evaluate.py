@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
 import re
 import shutil
 import warnings
@@ -81,7 +80,7 @@ from ferbench.errors import DataError, FerbenchError
 from ferbench.io import json_bytes
 from ferbench.labels import check_class_set
 from ferbench.metrics import fold_metrics
-from ferbench.models.checkpoint import read_state_dict
+from ferbench.models.checkpoint import read_pickle, read_state_dict
 from ferbench.pipeline import ProtocolData, Side, data_fingerprint
 from ferbench.plugins import build_model
 from ferbench.protocol import PreprocessSpec, is_synthetic
@@ -273,7 +272,9 @@ def load_trained_model(checkpoint: str | Path, model: str | Path | None = None,
     if kind == "state_dict":
         net = _load_state_dict(checkpoint, card, len(order))
     elif kind == "pickle":
-        net = pickle.loads(checkpoint.read_bytes())
+        net = read_pickle(checkpoint)
+        if not callable(getattr(net, "predict_proba", None)):
+            raise DataError(checkpoint, f"holds a {type(net).__name__}, not a classical model with predict_proba()")
     preprocess = record.preprocess
     if preprocess is None and stored.get("preprocess"):
         preprocess = PreprocessSpec.model_validate(stored["preprocess"])

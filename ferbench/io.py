@@ -28,8 +28,10 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as err:
         temporary.unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.filename in (None, str(temporary)):
+            err.filename = str(path)  # write() and fsync() name no file: name the target (disk full)
         raise
     return path
 

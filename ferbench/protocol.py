@@ -14,7 +14,8 @@ benchmark uses. :func:`load_protocol` turns one into a frozen :class:`Protocol` 
 
 Every problem raises :class:`~ferbench.errors.ProtocolError` with the file and 1-based line that
 wrote the offending key (a parent file for an inherited key), its key path, and a suggestion
-when a valid key or value is close.
+when a valid key or value is close. Numbers are strict (``StrictInt``, ``StrictFloat``): YAML
+``true``/``false`` are refused where a number belongs, instead of counting as 1 and 0.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictFloat, StrictInt, ValidationError, field_validator
 
 from ferbench.data.registry import get_dataset
 from ferbench.errors import ProtocolError, UnknownName, did_you_mean
@@ -82,9 +83,9 @@ class FramesSpec(_Spec):
     """
 
     select: Literal["all", "last_n", "middle_n", "peak"] = "all"
-    n: int | None = Field(None, ge=1, validate_default=True)
+    n: StrictInt | None = Field(None, ge=1, validate_default=True)
     first_as_neutral: Literal["none", "labelled", "all"] = "none"
-    intensities: tuple[int, ...] | None = None
+    intensities: tuple[StrictInt, ...] | None = None
 
     @field_validator("n")
     @classmethod
@@ -103,17 +104,17 @@ class SubjectKFold(_Spec):
     the sorted subjects are cut into k contiguous blocks (``ascending_blocks``), or stratified groups."""
 
     type: Literal["subject_kfold"]
-    k: int = Field(ge=2)
+    k: StrictInt = Field(ge=2)
     assign: Literal["ascending_round_robin", "ascending_blocks", "stratified_group"] = "ascending_round_robin"
-    seed: int = 0
+    seed: StrictInt = 0
 
 
 class RandomKFold(_Spec):
     """k folds of images, ignoring subjects (not subject-independent)."""
 
     type: Literal["random_kfold"]
-    k: int = Field(ge=2)
-    seed: int = 0
+    k: StrictInt = Field(ge=2)
+    seed: StrictInt = 0
     stratified: bool = True
 
 
@@ -181,10 +182,10 @@ class PreprocessSpec(_Spec):
     """
 
     face: Literal["auto", "haar", "landmarks", "none"] = "auto"
-    margin: float = Field(0.2, ge=0)
+    margin: StrictFloat = Field(0.2, ge=0)
     grayscale: bool = True
-    size: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = (128, 128)
-    min_face: float = Field(0.15, gt=0, le=1)
+    size: tuple[Annotated[StrictInt, Field(ge=1)], Annotated[StrictInt, Field(ge=1)]] = (128, 128)
+    min_face: StrictFloat = Field(0.15, gt=0, le=1)
     on_no_face: Literal["center_crop", "fail", "skip"] = "center_crop"
 
 
@@ -215,7 +216,7 @@ class Protocol(_Spec):
     """A validated, fully resolved protocol (see the module docstring and ``protocols/``)."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
-    version: int = Field(ge=1)
+    version: StrictInt = Field(ge=1)
     description: str | None = None
     papers: tuple[str, ...] = ()
     dataset: DatasetSpec | None = None
@@ -485,8 +486,11 @@ def _resolve_fold_file(raw: dict[str, Any], where: _Locator) -> None:
 
 
 def _translate(err: ValidationError, model: type[BaseModel], prefix: KeyPath, where: _Locator) -> ProtocolError:
-    """The first error of ``err`` (raised validating ``model`` at ``prefix``) as a ProtocolError."""
-    errors = err.errors()
+    """The first error of ``err`` (raised validating ``model`` at ``prefix``) as a ProtocolError.
+
+    Unknown keys come first: a misspelt required key (``clases:``) then reads as a typo, with a
+    suggestion, rather than as a missing key."""
+    errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
     path, holder, leaf = _key_path(errors[0]["loc"], model)
     path, problem = _describe(errors[0], path, holder, leaf)
     if len(errors) > 1:
@@ -563,6 +567,8 @@ def _describe(error: dict[str, Any], path: KeyPath, holder: type[BaseModel] | No
         return path, f"`{value}` is not a valid value{did_you_mean(value, choices)}; choose one of {', '.join(choices)}"
     if kind == "value_error":
         return path, str(error["ctx"]["error"])
+    if kind in ("int_type", "float_type") and isinstance(value, bool):
+        return path, f"expected {'an integer' if kind == 'int_type' else 'a number'}, got `{str(value).lower()}`"
     got = f" (got `{value}`)" if isinstance(value, (str, int, float, bool)) else ""
     return path, f"{error['msg']}{got}"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ferbench.cards import BASELINES_ENV, MultiStep, Step, card_names, list_cards, load_card
+from ferbench.cards import BASELINES_ENV, MultiStep, Step, card_names, check_constructor, list_cards, load_card
 from ferbench.errors import ProtocolError, UnknownName
 
 BASELINES = Path(__file__).resolve().parents[1] / "baselines"
@@ -250,3 +250,31 @@ def test_resolved_dict_fills_defaults_and_keeps_yaml_key_names():
     assert resolved["recipe"]["augment"][0]["crop"] == [224, 224]
     assert resolved["recipe"]["optimizer"]["weight_decay"] == 0.0
     assert load_card(load_card("microexpnet_xxs_kd").source_file) == load_card("microexpnet_xxs_kd")
+
+
+@pytest.mark.parametrize(("old", "new", "key", "problem"), [
+    ("epochs: 10", "epochs: true", "recipe.epochs", "expected an integer, got `true`"),
+    ("batch_size: 8", "batch_size: false", "recipe.batch_size", "expected an integer, got `false`"),
+    ("lr: 1.0e-3", "lr: true", "recipe.optimizer.lr", "expected a number, got `true`"),
+    ("channels: 1", "channels: true", "input.channels", "expected a number, got `true`"),
+    ("size: [16, 16]", "size: [true, 16]", "input.size[0]", "expected an integer, got `true`"),
+    ("degrees: 10", "degrees: true", "recipe.augment[0].degrees", "expected a number, got `true`"),
+    ("milestones: [4, 8]", "milestones: [4, true]", "recipe.schedule.milestones[1]", "expected an integer, got `true`"),
+])
+def test_a_boolean_is_no_number_in_a_card(tmp_path: Path, old: str, new: str, key: str, problem: str):
+    """YAML `true` would otherwise count as 1 (`recipe.epochs: true` meant one epoch)."""
+    err = error_of(tmp_path, old, new)
+    line = 1 + next(i for i, text in enumerate(CARD.splitlines()) if old in text)
+    assert str(err) == f"{tmp_path / 'tiny.yaml'}:{line}: {key}: {problem}"
+
+
+def test_check_constructor_names_a_misspelt_kwarg_at_its_line(tmp_path: Path):
+    text = (BASELINES / "microexpnet_xxs.yaml").read_text()
+    assert "kwargs: {pooling: p12}" in text
+    path = write_card(tmp_path, text.replace("kwargs: {pooling: p12}", "kwargs: {poolng: p12}"), "microexpnet_xxs")
+    line = 1 + text.splitlines().index("kwargs: {pooling: p12}")
+    card = load_card(path)  # the schema cannot know the constructor's keywords
+    with pytest.raises(ProtocolError) as caught:
+        check_constructor(card, 7)
+    assert str(caught.value) == f"{path}:{line}: kwargs.poolng: model `microexpnet_xxs` takes no keyword `poolng`"
+    check_constructor(load_card("microexpnet_xxs"), 7)  # the bundled card builds

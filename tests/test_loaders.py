@@ -6,6 +6,7 @@ spelled out here (not imported from the loaders), so a wrong map in a loader fai
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 
 import cv2
@@ -151,6 +152,13 @@ def test_ckplus_bad_emotion_file_is_named(tmp_path: Path, content: str, problem:
     root = make_ckplus(tmp_path)
     write_text(root / "Emotion" / "S005" / "002" / "S005_002_00000002_emotion.txt", content)
     with pytest.raises(DataError, match=f"S005_002_00000002_emotion.txt: {problem}"):
+        load("ckplus", root)
+
+
+def test_ckplus_binary_emotion_file_is_named(tmp_path: Path) -> None:
+    root = make_ckplus(tmp_path)
+    (root / "Emotion" / "S005" / "002" / "S005_002_00000002_emotion.txt").write_bytes(b"\x89PNG\r\n\x1a\n\xff\x00")
+    with pytest.raises(DataError, match="S005_002_00000002_emotion.txt: not a text label file"):
         load("ckplus", root)
 
 
@@ -642,6 +650,30 @@ def test_generic_manifest(tmp_path: Path) -> None:
     ]
     write_text(tmp_path / "list.csv", "path,label\nimg/a.png,surprised\nimg/b.png,boredom\n")
     with pytest.raises(DataError, match="list.csv:3: unknown class `boredom`"):
+        load("generic", tmp_path, manifest="list.csv")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-le", "utf-16-be"])
+def test_generic_manifest_with_a_byte_order_mark(tmp_path: Path, encoding: str) -> None:
+    """Excel writes csv as UTF-8 with a byte-order mark, or as UTF-16: both read like plain UTF-8."""
+    for name in ("a", "b"):
+        write_image(tmp_path / "img" / f"{name}.png")
+    text = "path,label,subject\r\nimg/a.png,happy,p1\r\nimg/b.png,fröhlich,p2\r\n"
+    bom = {"utf-16-le": codecs.BOM_UTF16_LE, "utf-16-be": codecs.BOM_UTF16_BE}.get(encoding, b"")
+    (tmp_path / "list.csv").write_bytes(bom + text.encode(encoding))
+    samples = load("generic", tmp_path, manifest="list.csv", label_map={"fröhlich": "happy"})
+    assert [(Path(s.path).name, s.subject, s.label, s.code) for s in samples] == [
+        ("a.png", "p1", "happy", "happy"), ("b.png", "p2", "happy", "fröhlich"),
+    ]
+
+
+def test_generic_manifest_in_another_encoding_is_named(tmp_path: Path) -> None:
+    write_image(tmp_path / "img" / "a.png")
+    (tmp_path / "list.csv").write_bytes("path,label\nimg/a.png,gl\xfccklich\n".encode("latin-1"))
+    with pytest.raises(DataError, match="list.csv: not a UTF-8 text file: undecodable byte at offset 23"):
+        load("generic", tmp_path, manifest="list.csv")
+    (tmp_path / "list.csv").write_bytes("path,label\n".encode("utf-16-le"))  # no byte-order mark
+    with pytest.raises(DataError, match="list.csv: not a UTF-8 text file \\(UTF-16 without a byte-order mark\\?\\)"):
         load("generic", tmp_path, manifest="list.csv")
 
 

@@ -353,3 +353,33 @@ def test_missing_required_key_and_duplicate_key(tmp_path):
     assert err.key == "version" and "required key `version` is missing" in str(err)
     err = expect_error(write(tmp_path / "p.yaml", VALID + "classes: [anger, happy]\n"))
     assert (err.key, err.line) == ("classes", 12) and "duplicate key" in str(err)
+
+
+def test_a_misspelt_required_top_level_key_reads_as_a_typo(tmp_path):
+    err = expect_error(write(tmp_path / "p.yaml", VALID.replace("classes:", "clases:")))
+    assert (err.key, err.line) == ("clases", 8)
+    assert "unknown key `clases` (did you mean `classes`?)" in str(err)
+
+
+@pytest.mark.parametrize(("old", "new", "key", "line"), [
+    ("n: 3}", "n: true}", "frames.n", 9),
+    ("version: 2", "version: true", "version", 2),
+    ("k: 10}", "k: true}", "split.k", 10),
+    ("k: 10}", "k: 10, seed: false}", "split.seed", 10),
+    ("n: 3}", "n: 3, intensities: [1, true]}", "frames.intensities[1]", 9),
+    ("metrics:", "preprocess: {margin: true}\nmetrics:", "preprocess.margin", 11),
+    ("metrics:", "preprocess: {min_face: true}\nmetrics:", "preprocess.min_face", 11),
+    ("metrics:", "preprocess: {size: [true, 64]}\nmetrics:", "preprocess.size[0]", 11),
+])
+def test_a_boolean_is_no_number(tmp_path, old, new, key, line):
+    """YAML `true` would otherwise count as 1 (`frames.n: true` meant one frame)."""
+    err = expect_error(write(tmp_path / "p.yaml", VALID.replace(old, new)))
+    assert (err.key, err.line) == (key, line)
+    assert "got `true`" in str(err) or "got `false`" in str(err)
+    assert str(err).startswith(f"{tmp_path / 'p.yaml'}:{line}: {key}: expected ")
+
+
+def test_integers_count_where_a_number_is_expected(tmp_path):
+    text = VALID.replace("metrics:", "preprocess: {margin: 0, min_face: 1}\nmetrics:")
+    preprocess = load_protocol(write(tmp_path / "p.yaml", text)).preprocess
+    assert (preprocess.margin, preprocess.min_face) == (0.0, 1.0)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
 from ferbench.errors import DataError, FerbenchError
 from ferbench.runs import (HEADER_FILES, TRAIN_CROSS_VALIDATED, TRAIN_EXTERNAL, TRAIN_HELD_OUT_TARGET, RunDir,
@@ -137,9 +138,12 @@ class RunResult:
         for (seed, fold), job in self._done_jobs().items():
             metrics_file = job / "metrics.json"
             try:
-                scores[(seed, fold)] = float(_read_json(metrics_file)[side][metric])
+                score = _read_json(metrics_file)[side][metric]
             except (KeyError, TypeError):
                 raise DataError(metrics_file, f"no `{side}.{metric}` entry") from None
+            if isinstance(score, bool) or not isinstance(score, (int, float)):
+                raise DataError(metrics_file, f"`{side}.{metric}`: expected a number, got {json.dumps(score)}")
+            scores[(seed, fold)] = float(score)
         return scores
 
     def fold_sizes(self) -> dict[int, tuple[int, int]]:
@@ -234,15 +238,78 @@ def load_run(root: Path) -> RunResult:
     """Read one run directory (see :class:`RunResult`)."""
     summary_file, protocol_file = root / "summary.json", root / "protocol.resolved.yaml"
     summary = _read_json(summary_file)
-    for key in ("protocol", "fingerprint", "model"):
-        if key not in summary:
-            raise DataError(summary_file, f"no `{key}` key; is this a ferbench summary?")
+    check_summary(summary, summary_file)
     if not protocol_file.is_file():
         raise DataError(protocol_file, "missing; every run directory holds its resolved protocol")
     protocol = yaml.safe_load(protocol_file.read_text(encoding="utf-8"))
     env_file = root / "env.json"
     version = _read_json(env_file).get("ferbench") if env_file.is_file() else None
     return RunResult(root, summary, protocol, version, summary_file.stat().st_mtime)
+
+
+class _Aggregate(BaseModel):
+    """One metric over a run's jobs: fractions, null where a value was not finite."""
+
+    model_config = ConfigDict(extra="allow")
+    mean: StrictFloat | None
+    std: StrictFloat | None = None
+    values: list[StrictFloat | None] = []
+
+
+class _Reported(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    metric: StrictStr = "accuracy"
+    value: StrictFloat
+
+
+class _Drop(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    drop: StrictFloat | None
+
+
+class _Summary(BaseModel):
+    """The ``summary.json`` keys the leaderboard reads, with their types (other keys pass unchecked)."""
+
+    model_config = ConfigDict(extra="allow")
+    protocol: StrictStr
+    fingerprint: StrictStr
+    model: StrictStr
+    card_fingerprint: StrictStr
+    synthetic: StrictBool = False
+    cross_dataset: StrictBool = False
+    evaluated: StrictBool = False
+    complete: StrictBool = False
+    jobs_done: StrictInt = 0
+    jobs_total: StrictInt
+    seeds: list[StrictInt] | None = None
+    deviations: dict[str, Any] | None = None
+    metrics: dict[str, _Aggregate] = {}
+    source_metrics: dict[str, _Aggregate] = {}
+    drop: _Drop | None = None
+    params: StrictInt | None = None
+    speed: dict[str, Any] | None = None
+    reported: list[_Reported] = []
+
+
+_EXPECTED = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
+             "string_type": "a string", "dict_type": "a mapping", "model_type": "a mapping", "list_type": "a list"}
+
+
+def check_summary(summary: Any, summary_file: Path) -> None:
+    """Raise :class:`DataError` naming ``summary_file`` and the key when ``summary`` (its parsed
+    content) lacks a key the leaderboard reads or holds a value of the wrong type there."""
+    if not isinstance(summary, dict):
+        raise DataError(summary_file, "expected a JSON object; is this a ferbench summary?")
+    try:
+        _Summary.model_validate(summary)
+    except ValidationError as err:
+        error = err.errors()[0]
+        key = ".".join(map(str, error["loc"]))
+        if error["type"] == "missing":
+            raise DataError(summary_file, f"no `{key}` key; is this a ferbench summary?") from None
+        expected = _EXPECTED.get(error["type"])
+        problem = f"expected {expected}" if expected else error["msg"]
+        raise DataError(summary_file, f"`{key}`: {problem}, got {json.dumps(error['input'])[:60]}") from None
 
 
 def _read_json(path: Path) -> Any:

@@ -1,9 +1,13 @@
-"""Load user-supplied weights (a local PyTorch state dict file) into a timm model; never downloads."""
+"""Read checkpoint files (a PyTorch state dict, a pickled classical model) and load user-supplied
+weights into a timm model; never downloads. A file that holds something else is a
+:class:`~ferbench.errors.DataError` naming it."""
 
 from __future__ import annotations
 
+import pickle
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from timm.models import adapt_input_conv
@@ -21,13 +25,32 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for a non-checkpoint file
-        raise DataError(path, f"not a PyTorch state dict file ({err})") from err
+        # torch's own message advises weights_only=False, which would run code from the file: not repeated
+        if "Unsupported global" in str(err):
+            raise DataError(path, "not a PyTorch state dict file: it holds pickled Python objects, not only tensors "
+                                  "(a whole model saved with torch.save(model)?); save model.state_dict() "
+                                  "or a TorchScript model instead") from None
+        raise DataError(path, "not a PyTorch state dict file: truncated, or not written by torch.save") from None
     for wrapper in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]
     if not isinstance(state, dict):
         raise DataError(path, f"expected a state dict, found {type(state).__name__}")
     return state
+
+
+def read_pickle(path: str | Path) -> Any:
+    """The object pickled in the file at ``path`` (a classical model's ``model.pkl``); :class:`DataError`
+    naming the file when it is truncated, not a pickle, or needs code this installation lacks.
+    Unpickling runs code from the file: read only files you trust (such as your own runs)."""
+    path = Path(path)
+    try:
+        return pickle.loads(path.read_bytes())
+    except (pickle.UnpicklingError, EOFError, ValueError, IndexError):
+        raise DataError(path, "truncated or not a pickle (a classical model's model.pkl, as `ferbench run` "
+                              "writes it)") from None
+    except (ImportError, AttributeError) as err:
+        raise DataError(path, f"the pickle needs code this installation lacks: {err}") from None
 
 
 def load_timm_checkpoint(model: nn.Module, path: str | Path) -> None:

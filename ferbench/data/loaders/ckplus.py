@@ -170,7 +170,10 @@ def read_emotions(
 
 def read_emotion_code(path: Path) -> str:
     """The code of a CK+ Emotion file holding one float (``   3.0000000e+00`` -> ``"3"``)."""
-    text = path.read_text().strip()
+    try:
+        text = path.read_bytes().decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise DataError(path, "not a text label file (expected one number, the emotion code)") from None
     try:
         value = float(text)
     except ValueError:

@@ -3,7 +3,8 @@
 Class folders: ``<root>/<label>/**/<image>``; folder names are canonical labels or clear
 synonyms (angry, disgusted, fearful, happiness, sad, surprised), in any letter case.
 Manifest (option ``manifest``, a csv path relative to the root): columns ``path,label`` and
-optionally ``subject``, ``sequence``, ``frame``; ``path`` is relative to the root.
+optionally ``subject``, ``sequence``, ``frame``; ``path`` is relative to the root. The file is
+UTF-8 (with or without a byte-order mark) or UTF-16 with a byte-order mark (as Excel writes it).
 
 Options: ``label_map`` maps folder/manifest labels to canonical ones (checked first);
 ``subject_regex`` (a regex with a named group ``subject``, searched in the file name) gives
@@ -14,7 +15,9 @@ DataError naming the folder or manifest line.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -99,7 +102,7 @@ class Generic(DatasetLoader):
             raise DatasetNotFound(
                 self.name, manifest, "a csv manifest with columns path,label[,subject,sequence,frame]"
             )
-        with manifest.open(newline="") as file:
+        with io.StringIO(read_manifest_text(manifest), newline="") as file:
             reader = csv.DictReader(file)
             missing = {"path", "label"} - set(reader.fieldnames or [])
             if missing:
@@ -128,6 +131,24 @@ class Generic(DatasetLoader):
             dataset=self.name, path=str(path.absolute()), subject=subject, label=label, code=code,
             sequence=sequence, frame=frame,
         )
+
+
+def read_manifest_text(manifest: Path) -> str:
+    """The text of a csv manifest: UTF-16 when it starts with a UTF-16 byte-order mark, else UTF-8
+    (a UTF-8 byte-order mark is dropped); DataError naming the file when it is neither."""
+    data = manifest.read_bytes()
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding, name = "utf-16", "UTF-16"
+    elif b"\x00" in data:  # NUL is valid UTF-8 but never text: UTF-16 (or binary) without a byte-order mark
+        raise DataError(manifest, "not a UTF-8 text file (UTF-16 without a byte-order mark?); "
+                                  "save the manifest as UTF-8 csv")
+    else:
+        encoding, name = "utf-8-sig", "UTF-8"
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise DataError(manifest, f"not a {name} text file: undecodable byte at offset {err.start}; "
+                                  "save the manifest as UTF-8 csv") from None
 
 
 def _subject_reader(pattern: str | None) -> Callable[[Path], str | None]:
