@@ -428,16 +428,17 @@ def finished_models(run_dir: Path) -> list[Path]:
     summary = run.read_json("summary.json")
     if summary.get("evaluated"):
         raise FerbenchError(f"--run {run_dir}: an evaluation holds no models; pass the run it evaluated")
+    if not summary.get("complete"):
+        raise FerbenchError(f"--run {run_dir}: not a finished run ({summary.get('jobs_done')} of "
+                            f"{summary.get('jobs_total')} jobs done; finish it with `ferbench run`)")
     models = []
-    for seed in summary["seeds"]:
-        for fold in (entry["fold"] for entry in run.read_json("folds.json")):
-            fingerprint = job_fingerprint(summary["fingerprint"], summary["card_fingerprint"], seed, fold,
-                                          summary.get("deviations") or {})
-            found = [p for p in (run.job_dir(seed, fold) / n for n in ("model.pt", "model.pkl")) if p.is_file()]
-            if not (run.is_done(seed, fold, fingerprint) and found):
-                raise FerbenchError(f"--run {run_dir}: not a finished run, job seed{seed}/fold{fold} is not done "
-                                    "(finish it with `ferbench run`)")
-            models.append(found[0])
+    for job in summary.get("jobs", []):
+        seed, fold = int(job["seed"]), int(job["fold"])
+        found = [p for p in (run.job_dir(seed, fold) / n for n in ("model.pt", "model.pkl")) if p.is_file()]
+        if not (run.is_done(seed, fold, job["fingerprint"]) and found):
+            raise FerbenchError(f"--run {run_dir}: not a finished run, job seed{seed}/fold{fold} is not done "
+                                "(finish it with `ferbench run`)")
+        models.append(found[0])
     return models
 
 

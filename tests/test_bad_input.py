@@ -22,6 +22,7 @@ import ferbench.io
 from ferbench.cli import app
 from ferbench.errors import DataError
 from ferbench.leaderboard.results import load_run
+from ferbench.runs import RunDir
 from helpers import REPO
 
 JAFFE = str(REPO / "protocols" / "jaffe_6cls_loso.yaml")
@@ -263,7 +264,10 @@ def test_leaderboard_names_a_wrong_typed_fold_score(finished_run, tmp_path):
     metrics_file = run / "seed0" / "fold0" / "metrics.json"
     metrics = json.loads(metrics_file.read_text())
     metrics["test"]["accuracy"] = "0.9"
-    metrics_file.write_text(json.dumps(metrics))
+    done = json.loads((metrics_file.parent / "DONE").read_text())  # a job that verifies, with a bad value
+    files = {name: (metrics_file.parent / name).read_bytes() for name in done["files"]}
+    RunDir(run).write_job(0, 0, {**files, "metrics.json": json.dumps(metrics).encode()}, done["fingerprint"],
+                          done["inputs"])
     # only complete runs are paired fold by fold, so the scores are read here directly
     with pytest.raises(DataError) as caught:
         load_run(run).job_scores("accuracy")
