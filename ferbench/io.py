@@ -30,7 +30,7 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
         os.replace(temporary, path)
     except BaseException as err:
         temporary.unlink(missing_ok=True)
-        if isinstance(err, OSError) and err.filename in (None, str(temporary)):
+        if isinstance(err, OSError) and err.errno is not None and err.filename in (None, str(temporary)):
             err.filename = str(path)  # write() and fsync() name no file: name the target (disk full)
         raise
     return path

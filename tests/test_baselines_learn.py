@@ -2,8 +2,8 @@
 
 The protocol: the synthetic CK+ twin, 4 well-separated expressions (anger, happy, sadness,
 surprise), the last 2 frames of each sequence, 3-fold subject-independent (DeRL rule); fold 0
-trains on 300 images and tests on 150 of other subjects. Chance is 25%, always answering the
-largest test class scores 36%.
+trains on 308 images and tests on 142 of other subjects. Chance is 25%, always answering the
+largest test class scores 39% (56 / 142).
 
 The short budget: each model's own card (architecture, objective and its weights, channels,
 normalisation) with a quick recipe instead of the paper's: Adam lr 1e-3, batch 32, a few
@@ -12,10 +12,11 @@ smaller input (56 x 48, 80 x 80) to keep CPU time down. Three models need more e
 BatchNorm-free EmotionNet Nano sits on a plateau for its first 6-8 epochs, and Inception-v3
 and MobileNet need about 8-10 for their BatchNorm statistics to settle.
 
-Thresholds: every model must reach ``MIN_ACCURACY`` = 50% (14 points above the majority
-class). Calibrated with seeds 0-3 of every model on a 2-core CPU: the lowest
+Thresholds: every model must reach ``MIN_ACCURACY`` = 50% (11 points above the majority
+class). Calibrated with seeds 0-3 of every model on a 2-core CPU on the previous twin (300 / 150
+images; the v4 twin reorders the CK+ subjects for ED²L's ascending blocks): the lowest
 accuracy any (model, seed) reached was 61.3% (EmotionNet Nano-A), most were above 70%, while
-50% of 150 is far outside what a model guessing by class frequency gets. The test trains seed 0.
+50% of 142 is far outside what a model guessing by class frequency gets. The test trains seed 0.
 """
 
 from pathlib import Path
@@ -68,10 +69,10 @@ def data(tmp_path_factory):
 
 def test_the_protocol_is_subject_independent_with_the_stated_sizes(data):
     fold = data.folds()[0]
-    assert (len(fold.train), len(fold.test)) == (300, 150)
+    assert (len(fold.train), len(fold.test)) == (308, 142)
     assert not {data.samples[i].subject for i in fold.train} & {data.samples[i].subject for i in fold.test}
     majority = np.bincount(data.y[fold.test]).max() / len(fold.test)
-    assert majority == 54 / 150  # the largest class of the test fold
+    assert majority == 56 / 142  # the largest class of the test fold
 
 
 @pytest.mark.parametrize("name", list_models())
