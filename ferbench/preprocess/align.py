@@ -1,0 +1,158 @@
+"""Eye alignment: find the two eye centres of a face and warp them onto a fixed template.
+
+The eye centres come, in this order of preference, from the dataset's 68 landmarks (mean of
+points 36-41 and 42-47), from OpenCV's Haar eye cascade searched in the upper part of the face
+box (each centre refined on the dark iris), or from the face box alone (the mean eye positions
+of a Haar face box, :data:`FACE_BOX_EYES`). A similarity transform (rotation, uniform scale,
+shift) then maps the two centres exactly onto the :class:`Template`'s eye points.
+
+Points are ``(x, y)`` in pixels, cv2 convention (pixel centres at integers); "left" is the eye
+on the image's left. Eyes are a 2 x 2 float64 array: row 0 the left eye, row 1 the right one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ferbench.preprocess.faces import Box, cascade, to_gray
+
+EYE_CASCADE_FILE = "haarcascade_eye.xml"
+FACE_BOX_EYES = np.array([[0.316, 0.40], [0.685, 0.40]])
+"""Mean eye centres in a Haar face box (fractions of its width, height), measured on 300 twin
+frames (CK+ and JAFFE populations; spread 1-2% of the box width)."""
+SEARCH_WIDTH = 128
+"""The face box is resized to this width (pixels) before the eye cascade runs: constant speed."""
+SEARCH_BAND = (0.1, 0.6)
+"""The eyes are searched between these fractions of the face box height."""
+REFINE_REACH = 0.1
+"""An iris refinement moving a centre by more than this fraction of the eye distance is refused."""
+
+
+@dataclass(frozen=True)
+class Template:
+    """Where the eyes land in the output: ``size`` (H, W) pixels; ``eye_distance`` the distance
+    between the eye centres as a fraction of W; ``eye_height`` the height of both centres as a
+    fraction of H, from the top. The eyes sit symmetrically about the vertical centre line."""
+
+    size: tuple[int, int]
+    eye_distance: float
+    eye_height: float
+
+    def eyes(self) -> np.ndarray:
+        """The template's eye centres (2 x 2) in output pixels."""
+        height, width = self.size
+        y = self.eye_height * height - 0.5
+        half = self.eye_distance * width / 2
+        return np.array([[width / 2 - half - 0.5, y], [width / 2 + half - 0.5, y]])
+
+
+def landmark_eyes(landmarks: np.ndarray) -> np.ndarray:
+    """Eye centres of 68 iBUG landmarks (N x 2 pixels): the means of points 36-41 and 42-47,
+    ordered left-right in the image. Raises ValueError for anything but finite 68 x 2."""
+    points = np.asarray(landmarks, dtype=np.float64)
+    if points.shape != (68, 2) or not np.isfinite(points).all():
+        raise ValueError(f"expected 68 x 2 finite landmarks, got shape {points.shape}")
+    eyes = np.stack([points[36:42].mean(axis=0), points[42:48].mean(axis=0)])
+    return eyes[np.argsort(eyes[:, 0])]
+
+
+def face_box_eyes(box: Box) -> np.ndarray:
+    """The usual eye centres of a Haar face ``box`` (:data:`FACE_BOX_EYES`), in image pixels."""
+    x, y, w, h = box
+    return FACE_BOX_EYES * (w, h) + (x, y)
+
+
+def haar_eyes(gray: np.ndarray, box: Box) -> np.ndarray | None:
+    """Eye centres found by the Haar eye cascade inside ``box`` of ``gray`` (H x W uint8), or None.
+
+    The band :data:`SEARCH_BAND` of the box is resized to :data:`SEARCH_WIDTH` pixels wide; of
+    the detections, the pair with one eye in each half of the box, 25-65% of its width apart,
+    most level and most alike in size wins. Each centre is then moved to the darkest blob (the
+    iris) near it, unless that is more than :data:`REFINE_REACH` eye distances away.
+    """
+    x, y, w, h = box
+    scale = SEARCH_WIDTH / w
+    top = y + SEARCH_BAND[0] * h
+    band_h = max(1, round((SEARCH_BAND[1] - SEARCH_BAND[0]) * h * scale))
+    to_band = np.array([[scale, 0.0, -x * scale], [0.0, scale, -top * scale]])
+    flags = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    band = cv2.warpAffine(gray, to_band, (SEARCH_WIDTH, band_h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    found = cascade(EYE_CASCADE_FILE).detectMultiScale(
+        band, scaleFactor=1.05, minNeighbors=3, minSize=(SEARCH_WIDTH // 8,) * 2, maxSize=(SEARCH_WIDTH // 2,) * 2)
+    pair = _best_pair([tuple(int(v) for v in eye) for eye in found])
+    if pair is None:
+        return None
+    centres = np.array([[ex + ew / 2, ey + eh / 2] for ex, ey, ew, eh in pair])
+    distance = float(np.linalg.norm(centres[1] - centres[0]))
+    centres = np.stack([_refine_on_iris(band, centre, distance) for centre in centres])
+    return centres / scale + (x, top)
+
+
+def _best_pair(eyes: list[Box]) -> tuple[Box, Box] | None:
+    """The most plausible (left, right) pair of eye boxes in a band :data:`SEARCH_WIDTH` wide."""
+    middle = SEARCH_WIDTH / 2
+    best: tuple[float, Box, Box] | None = None
+    for left in eyes:
+        for right in eyes:
+            lx, ly = left[0] + left[2] / 2, left[1] + left[3] / 2
+            rx, ry = right[0] + right[2] / 2, right[1] + right[3] / 2
+            distance, tilt = rx - lx, abs(ry - ly)
+            if not (lx < middle <= rx and 0.25 * SEARCH_WIDTH < distance < 0.65 * SEARCH_WIDTH
+                    and tilt <= 0.25 * distance):
+                continue
+            score = tilt / distance + abs(left[2] - right[2]) / max(left[2], right[2])
+            if best is None or score < best[0]:
+                best = (score, left, right)
+    return None if best is None else best[1:]
+
+
+def _refine_on_iris(band: np.ndarray, centre: np.ndarray, distance: float) -> np.ndarray:
+    """The weighted centre of the darkest 5% of a blurred window around ``centre`` (window
+    +-0.15, blur sigma 0.06 eye distances), or ``centre`` if that is too far away."""
+    reach = max(2, round(0.15 * distance))
+    cx, cy = round(centre[0]), round(centre[1])
+    x0, y0 = max(cx - reach, 0), max(cy - reach, 0)
+    window = band[y0:cy + reach + 1, x0:cx + reach + 1].astype(np.float32)
+    if window.size == 0:
+        return centre
+    window = cv2.GaussianBlur(window, (0, 0), 0.06 * distance)
+    threshold = np.percentile(window, 5)
+    ys, xs = np.nonzero(window <= threshold)
+    weights = threshold - window[ys, xs] + 1.0
+    refined = np.array([x0 + xs @ weights / weights.sum(), y0 + ys @ weights / weights.sum()])
+    return refined if np.linalg.norm(refined - centre) <= REFINE_REACH * distance else centre
+
+
+def similarity(eyes: np.ndarray, template_eyes: np.ndarray) -> np.ndarray:
+    """The 2 x 3 similarity matrix (rotation, uniform scale, shift) mapping ``eyes`` exactly onto
+    ``template_eyes`` (both 2 x 2, left eye first)."""
+    source, target = (complex(*(e[1] - e[0])) for e in (eyes, template_eyes))
+    ratio = target / source  # rotation and scale as one complex number
+    a, b = ratio.real, ratio.imag
+    shift = template_eyes[0] - np.array([a * eyes[0, 0] - b * eyes[0, 1], b * eyes[0, 0] + a * eyes[0, 1]])
+    return np.array([[a, -b, shift[0]], [b, a, shift[1]]])
+
+
+def align_face(image: np.ndarray, eyes: np.ndarray, template: Template, grayscale: bool) -> np.ndarray:
+    """Warp ``image`` (gray or BGR) so that ``eyes`` land on the template's eye points.
+
+    An image shrunk by more than 2x is first resized with INTER_AREA (no aliasing), then warped
+    with INTER_LINEAR; parts outside the image repeat the nearest edge pixel. Returns uint8
+    ``template.size`` gray (``grayscale``) or H x W x 3 RGB.
+    """
+    eyes = np.asarray(eyes, dtype=np.float64)
+    target = template.eyes()
+    shrink = float(np.linalg.norm(target[1] - target[0]) / max(np.linalg.norm(eyes[1] - eyes[0]), 1e-6))
+    if shrink < 0.5:
+        small = (max(1, round(image.shape[1] * shrink)), max(1, round(image.shape[0] * shrink)))
+        factors = np.array([small[0] / image.shape[1], small[1] / image.shape[0]])
+        image = cv2.resize(image, small, interpolation=cv2.INTER_AREA)
+        eyes = (eyes + 0.5) * factors - 0.5
+    image = to_gray(image) if grayscale else (
+        cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB))
+    height, width = template.size
+    return cv2.warpAffine(image, similarity(eyes, target), (width, height), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
