@@ -71,6 +71,7 @@ def inspect(
     root: RootOption = None,
     synthetic: SyntheticOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    faces: Annotated[Optional[Path], typer.Option("--faces", help="Also write a PNG contact sheet of the preprocessed faces per side and class (no training).")] = None,
 ) -> None:
     """Print per-class, per-subject and per-fold counts and the leakage check of a protocol."""
     from ferbench.pipeline import describe, load_protocol_data
@@ -79,6 +80,11 @@ def inspect(
     try:
         protocol = load_protocol(protocol_file, roots=parse_roots(root), synthetic=synthetic)
         info = describe(load_protocol_data(protocol))
+        if faces is not None:
+            from ferbench.pipeline import attach_images
+            from ferbench.preprocess.sheet import write_protocol_faces
+
+            write_protocol_faces(faces, attach_images(load_protocol_data(protocol)))
     except FerbenchError as exc:
         fail(exc)
     if as_json:

@@ -1,9 +1,9 @@
 """Eye alignment: find the two eye centres of a face and warp them onto a fixed template.
 
 The eye centres come, in this order of preference, from the dataset's 68 landmarks (mean of
-points 36-41 and 42-47), from OpenCV's Haar eye cascade searched in the upper part of the face
-box (each centre refined on the dark iris), or from the face box alone (the mean eye positions
-of a Haar face box, :data:`FACE_BOX_EYES`). A similarity transform (rotation, uniform scale,
+points 36-41 and 42-47), from OpenCV's Haar eye cascade (:func:`haar_eyes`: searched in the
+upper part of the face box, then again in the face warped onto a fixed template), or
+from the face box alone (the mean eye positions of a Haar face box, :data:`FACE_BOX_EYES`). A similarity transform (rotation, uniform scale,
 shift) then maps the two centres exactly onto the :class:`Template`'s eye points.
 
 Points are ``(x, y)`` in pixels, cv2 convention (pixel centres at integers); "left" is the eye
@@ -25,10 +25,13 @@ FACE_BOX_EYES = np.array([[0.316, 0.40], [0.685, 0.40]])
 frames (CK+ and JAFFE populations; spread 1-2% of the box width)."""
 SEARCH_WIDTH = 128
 """The face box is resized to this width (pixels) before the eye cascade runs: constant speed."""
+SEARCH_PASSES = 2
+"""Searches after the first, in the face warped onto :data:`SEARCH_TEMPLATE` (see :func:`haar_eyes`)."""
 SEARCH_BAND = (0.1, 0.6)
 """The eyes are searched between these fractions of the face box height."""
-REFINE_REACH = 0.1
-"""An iris refinement moving a centre by more than this fraction of the eye distance is refused."""
+CASCADE_DROP = 0.028
+"""The eye cascade's box centre sits this fraction of the eye distance above the eye centre (it
+takes in the brow): measured on 500 twin faces (frames and crops, mean 0.018-0.036, sd 0.01)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,10 @@ class Template:
         y = self.eye_height * height - 0.5
         half = self.eye_distance * width / 2
         return np.array([[width / 2 - half - 0.5, y], [width / 2 + half - 0.5, y]])
+
+
+SEARCH_TEMPLATE = Template((128, 128), 0.38, 0.33)
+"""The frame of :func:`haar_eyes`' second pass (independent of the protocol's template)."""
 
 
 def landmark_eyes(landmarks: np.ndarray) -> np.ndarray:
@@ -68,11 +75,32 @@ def face_box_eyes(box: Box) -> np.ndarray:
 def haar_eyes(gray: np.ndarray, box: Box) -> np.ndarray | None:
     """Eye centres found by the Haar eye cascade inside ``box`` of ``gray`` (H x W uint8), or None.
 
-    The band :data:`SEARCH_BAND` of the box is resized to :data:`SEARCH_WIDTH` pixels wide; of
-    the detections, the pair with one eye in each half of the box, 25-65% of its width apart,
-    most level and most alike in size wins. Each centre is then moved to the darkest blob (the
-    iris) near it, unless that is more than :data:`REFINE_REACH` eye distances away.
+    A first search in the face box (:func:`_cascade_eyes`), then :data:`SEARCH_PASSES` more, each
+    in the face warped so that the mean of the estimates so far lands on
+    :data:`SEARCH_TEMPLATE` (the same scale and framing whatever the input). Returns the mean of
+    all estimates; None when the first search finds no pair.
     """
+    estimates = [_cascade_eyes(gray, box)]
+    if estimates[0] is None:
+        return None
+    height, width = SEARCH_TEMPLATE.size
+    for _ in range(SEARCH_PASSES):
+        to_template = similarity(np.mean(estimates, axis=0), SEARCH_TEMPLATE.eyes())
+        canonical = cv2.warpAffine(gray, to_template, (width, height), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REPLICATE)
+        found = _cascade_eyes(canonical, (0, 0, width, height))
+        if found is None:
+            break
+        back = cv2.invertAffineTransform(to_template)
+        estimates.append(found @ back[:, :2].T + back[:, 2])
+    return np.mean(estimates, axis=0)
+
+
+def _cascade_eyes(gray: np.ndarray, box: Box) -> np.ndarray | None:
+    """One eye-cascade search in ``box``: the band :data:`SEARCH_BAND` of the box resized to
+    :data:`SEARCH_WIDTH` pixels wide; of the detections the pair with one eye in each half of
+    the box, 25-65% of its width apart, most level and most alike in size; each box centre moved
+    down by :data:`CASCADE_DROP` eye distances."""
     x, y, w, h = box
     scale = SEARCH_WIDTH / w
     top = y + SEARCH_BAND[0] * h
@@ -86,8 +114,7 @@ def haar_eyes(gray: np.ndarray, box: Box) -> np.ndarray | None:
     if pair is None:
         return None
     centres = np.array([[ex + ew / 2, ey + eh / 2] for ex, ey, ew, eh in pair])
-    distance = float(np.linalg.norm(centres[1] - centres[0]))
-    centres = np.stack([_refine_on_iris(band, centre, distance) for centre in centres])
+    centres[:, 1] += CASCADE_DROP * float(np.linalg.norm(centres[1] - centres[0]))
     return centres / scale + (x, top)
 
 
@@ -107,23 +134,6 @@ def _best_pair(eyes: list[Box]) -> tuple[Box, Box] | None:
             if best is None or score < best[0]:
                 best = (score, left, right)
     return None if best is None else best[1:]
-
-
-def _refine_on_iris(band: np.ndarray, centre: np.ndarray, distance: float) -> np.ndarray:
-    """The weighted centre of the darkest 5% of a blurred window around ``centre`` (window
-    +-0.15, blur sigma 0.06 eye distances), or ``centre`` if that is too far away."""
-    reach = max(2, round(0.15 * distance))
-    cx, cy = round(centre[0]), round(centre[1])
-    x0, y0 = max(cx - reach, 0), max(cy - reach, 0)
-    window = band[y0:cy + reach + 1, x0:cx + reach + 1].astype(np.float32)
-    if window.size == 0:
-        return centre
-    window = cv2.GaussianBlur(window, (0, 0), 0.06 * distance)
-    threshold = np.percentile(window, 5)
-    ys, xs = np.nonzero(window <= threshold)
-    weights = threshold - window[ys, xs] + 1.0
-    refined = np.array([x0 + xs @ weights / weights.sum(), y0 + ys @ weights / weights.sum()])
-    return refined if np.linalg.norm(refined - centre) <= REFINE_REACH * distance else centre
 
 
 def similarity(eyes: np.ndarray, template_eyes: np.ndarray) -> np.ndarray:
