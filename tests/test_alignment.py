@@ -10,7 +10,8 @@ import pytest
 
 from ferbench.preprocess import align, faces, preprocess_samples
 from ferbench.protocol import PreprocessSpec
-from ferbench.synth.face import crop_points, eye_centres, face_crop, random_faces
+from ferbench.synth.face import face_crop, random_faces
+from ferbench.synth.layouts import truth_faces
 from test_preprocess import FakeLoader, Spec, write
 
 TEMPLATE = align.Template((128, 128), 0.38, 0.33)
@@ -59,16 +60,13 @@ def test_align_face_puts_marked_eyes_on_the_template():
     assert colour.shape == (128, 128, 3)
 
 
-def _align_errors(frames, precropped: bool) -> tuple[np.ndarray, dict[str, int]]:
-    """Per face: the larger distance (output px) of the two true eye centres from the template."""
+def _template_errors(layout: str, n: int) -> tuple[np.ndarray, dict[str, int]]:
+    """Per twin face: the larger distance (output px) of its two true eye centres from the
+    template after alignment with the eyes ``find_eyes`` found (inf where none)."""
     errors, methods = [], {}
-    for image, truth in frames:
-        gray = faces.to_gray(image)
-        box = faces.detect_face(gray, 0.15)
-        search = box or ((0, 0, image.shape[1], image.shape[0]) if precropped else None)
-        eyes, method = (align.haar_eyes(gray, search), "eyes") if search else (None, "none")
-        if eyes is None and box is not None:
-            eyes, method = align.face_box_eyes(box), "face_box"
+    for image, truth in truth_faces(layout, n, seed=5):
+        precropped = max(image.shape[:2]) <= 64 or layout in ("rafdb", "generic")  # as the loaders flag them
+        eyes, method = align.find_eyes(image, 0.15, precropped)
         methods[method] = methods.get(method, 0) + 1
         if eyes is None:
             errors.append(np.inf)
@@ -78,27 +76,21 @@ def _align_errors(frames, precropped: bool) -> tuple[np.ndarray, dict[str, int]]
     return np.array(errors), methods
 
 
-def _frames(population: str, n: int, crop: int | None, margin: float):
-    for image, landmarks, _, _ in random_faces(population, n, seed=5):
-        truth = eye_centres(landmarks)
-        if crop is None:
-            yield image, truth
-        else:
-            yield face_crop(image, landmarks, crop, margin), crop_points(truth, landmarks, crop, margin)
-
-
-# Measured on 150 faces each (seed 5): share within 2 / 4 px at 128 px output:
-# ck frames 0.69 / 0.93, jaffe frames 0.95 / 1.00, CK+48-like crops 0.86 / 0.99,
-# FER-like jaffe crops 0.96 / 1.00, FER-like ck crops 0.65 / 0.95. The bounds leave sampling room.
-@pytest.mark.parametrize(("population", "crop", "margin", "within_2px", "within_4px"), [
-    ("ck", None, 0.0, 0.55, 0.85),     # CK+-like full frame (640x490), tilt up to 4 degrees
-    ("jaffe", None, 0.0, 0.88, 0.97),  # JAFFE-like frame (256x256): head, hair and shoulders
-    ("ck", 48, 0.05, 0.75, 0.95),      # CK+48: tight eyebrows-to-chin 48x48 crop
-    ("jaffe", 48, 0.15, 0.88, 0.97),   # FER2013-like looser 48x48 crop
+# Measured on 100 faces per layout (seed 5): eyes found / within 2 px / within 4 px at 128 px
+# output (eye distance 48.6 px): ckplus 1.00/0.98/1.00, ckplus48 1.00/0.96/1.00, jaffe
+# 1.00/1.00/1.00, bu3dfe 1.00/0.97/1.00, nimstim 0.98/0.95/0.98, kdef 1.00/0.96/1.00,
+# generic 1.00/0.97/1.00; the low-resolution in-the-wild crops (drawn at about 50 px, varied
+# light, noise) fer2013 0.95/0.47/0.85 and rafdb 0.98/0.63/0.94 (benchmarks/README.md).
+# The faces are seeded, so the checks below see the same 60 faces per layout every time (there:
+# 0.95-1.00 within 2 px, nimstim 0.93 with 2 faces without eyes, fer2013 0.43, rafdb 0.67).
+@pytest.mark.parametrize(("layout", "within_2px", "within_4px"), [
+    ("ckplus", 0.95, 0.95), ("ckplus48", 0.95, 0.95), ("jaffe", 0.95, 0.95), ("bu3dfe", 0.95, 0.95),
+    ("nimstim", 0.93, 0.95), ("kdef", 0.95, 0.95), ("generic", 0.95, 0.95),
+    ("fer2013", 0.4, 0.8), ("rafdb", 0.6, 0.9),
 ])
-def test_haar_eyes_bring_twin_eyes_near_the_template(population, crop, margin, within_2px, within_4px):
-    errors, methods = _align_errors(_frames(population, 80, crop, margin), precropped=crop is not None)
-    assert methods.get("eyes", 0) >= 76  # eyes found in at least 95% of the 80 faces
+def test_twin_eyes_land_near_the_template(layout, within_2px, within_4px):
+    errors, methods = _template_errors(layout, 60)
+    assert methods.get("eyes", 0) >= 54, methods  # the eye cascade finds a pair in 90% of the faces
     assert np.mean(errors <= 2) >= within_2px
     assert np.mean(errors <= 4) >= within_4px
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ferbench.preprocess.faces import Box, cascade, to_gray
+from ferbench.preprocess.faces import Box, cascade, detect_face, to_gray
 
 EYE_CASCADE_FILE = "haarcascade_eye.xml"
 FACE_BOX_EYES = np.array([[0.316, 0.40], [0.685, 0.40]])
@@ -64,6 +64,24 @@ def landmark_eyes(landmarks: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected 68 x 2 finite landmarks, got shape {points.shape}")
     eyes = np.stack([points[36:42].mean(axis=0), points[42:48].mean(axis=0)])
     return eyes[np.argsort(eyes[:, 0])]
+
+
+def find_eyes(image: np.ndarray, min_face: float, precropped: bool) -> tuple[np.ndarray | None, str]:
+    """Eye centres of the face in ``image`` (gray or BGR) without landmarks, and how they were found.
+
+    Haar eyes (:func:`haar_eyes`) in the largest Haar face box (the whole image when none is
+    found and the image is ``precropped``, i.e. already a face crop): method ``eyes``; else the
+    face box's usual eye positions: ``face_box``; else ``(None, "none")``.
+    """
+    gray = to_gray(image)
+    box = detect_face(gray, min_face)
+    search = box or ((0, 0, gray.shape[1], gray.shape[0]) if precropped else None)
+    eyes = haar_eyes(gray, search) if search is not None else None
+    if eyes is not None:
+        return eyes, "eyes"
+    if box is not None:
+        return face_box_eyes(box), "face_box"
+    return None, "none"
 
 
 def face_box_eyes(box: Box) -> np.ndarray:

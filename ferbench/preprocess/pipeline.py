@@ -232,15 +232,9 @@ def _process_align(loader: DatasetLoader, sample: Sample, spec: _Settings) -> _O
     except ValueError as err:
         return _Outcome(error=DataError(sample.key, f"bad landmarks: {err}"))
     if eyes is None:
-        gray = faces.to_gray(image)
-        box = faces.detect_face(gray, spec.min_face)
         precropped = _precropped(sample, image)
-        search = box or ((0, 0, image.shape[1], image.shape[0]) if precropped else None)
-        eyes = align.haar_eyes(gray, search) if search is not None else None
-        method = "eyes" if eyes is not None else "face_box" if box is not None else "mean"
-        if eyes is None and box is not None:
-            eyes = align.face_box_eyes(box)
-        if eyes is None:  # the found flag tells _collect whether on_no_face applies
+        eyes, method = align.find_eyes(image, spec.min_face, precropped)
+        if eyes is None:  # a pre-cropped image is its own face: on_no_face does not apply
             return _Outcome("align", found=precropped)
     fractions = eyes / (image.shape[1], image.shape[0])
     return _Outcome(method, True, align.align_face(image, eyes, spec.template, spec.grayscale), eyes=fractions)
