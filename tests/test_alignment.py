@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from ferbench.preprocess import align, faces, preprocess_samples
+from typer.testing import CliRunner
+
+from ferbench.cli import app
+from ferbench.preprocess import align, preprocess_samples
+from ferbench.preprocess.sheet import contact_sheet
 from ferbench.protocol import PreprocessSpec
 from ferbench.synth.face import face_crop, random_faces
 from ferbench.synth.layouts import truth_faces
 from test_preprocess import FakeLoader, Spec, write
 
+REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = align.Template((128, 128), 0.38, 0.33)
 
 
@@ -139,3 +145,26 @@ def test_template_settings_are_in_the_schema_and_the_cache_key(tmp_path):
     moved = preprocess_samples(FakeLoader(), samples, dataclasses.replace(Spec(face="align"), eye_height=0.4),
                                progress=False)
     assert not moved.from_cache and moved.cache_path != first.cache_path
+
+
+def test_contact_sheet_rows_are_classes_and_cells_the_faces_scaled_up():
+    faces = np.stack([np.full((48, 48), 10 * k, np.uint8) for k in range(5)])
+    y = np.array([1, 0, 1, 1, 0])
+    sheet = contact_sheet(faces, y, ["anger", "happy", "fear"], per_class=2)
+    cell = 96 + 2  # 48 px faces scaled up x2 to reach 96, then a 2 px gap
+    assert sheet.shape == (2 + 3 * cell, 150 + 2 + 2 * cell, 3)
+    x0, y0 = 152, 2  # first face of row 0 (anger) is sample 1, the second sample 4
+    assert (sheet[y0:y0 + 96, x0:x0 + 96] == 10).all()
+    assert (sheet[y0:y0 + 96, x0 + cell:x0 + cell + 96] == 40).all()
+    assert (sheet[y0 + cell:y0 + cell + 96, x0 + cell:x0 + cell + 96] == 20).all()  # happy: 0, 2 (3 cut)
+    assert (sheet[y0 + 2 * cell:, 150:] == 255).all()  # fear has no images: a white row
+
+
+def test_inspect_faces_writes_the_sheet_of_every_side(tmp_path):
+    out = tmp_path / "faces.png"
+    result = CliRunner().invoke(app, ["inspect", str(REPO / "protocols" / "jaffe_6cls_loso.yaml"),
+                                      "--root", "jaffe=synthetic:small", "--faces", str(out)])
+    assert result.exit_code == 0, result.output
+    sheet = cv2.imread(str(out))
+    # one side, titled, 8 px below it; 6 classes of 128 px faces, 8 per row (>= 8 per class here)
+    assert sheet.shape == (28 + 2 + 6 * 130 + 8, 150 + 2 + 8 * 130, 3)
