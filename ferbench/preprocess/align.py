@@ -2,9 +2,11 @@
 
 The eye centres come, in this order of preference, from the dataset's 68 landmarks (mean of
 points 36-41 and 42-47), from OpenCV's Haar eye cascade (:func:`haar_eyes`: searched in the
-upper part of the face box, then again in the face warped onto a fixed template), or
-from the face box alone (the mean eye positions of a Haar face box, :data:`FACE_BOX_EYES`). A similarity transform (rotation, uniform scale,
-shift) then maps the two centres exactly onto the :class:`Template`'s eye points.
+upper part of the face box, then again in the face warped onto a fixed template), or from the
+face box alone (the mean eye positions of a Haar face box, :data:`FACE_BOX_EYES`). A
+similarity transform (rotation, uniform scale, shift) then maps the two centres exactly onto
+the :class:`Template`'s eye points (:func:`align_face`). Where none is found the pipeline uses
+the mean eye position of the other images (``ferbench.preprocess.pipeline``).
 
 Points are ``(x, y)`` in pixels, cv2 convention (pixel centres at integers); "left" is the eye
 on the image's left. Eyes are a 2 x 2 float64 array: row 0 the left eye, row 1 the right one.

@@ -191,7 +191,8 @@ def _still_picture(seed: int, dataset: str, studio: Studio, identity: Identity, 
                                    stream(seed, dataset, still.path))
     eyes = eye_centres(landmarks)
     if studio.crop is not None:
-        image, eyes = face_crop(image, landmarks, studio.crop, margin=0.2), crop_points(eyes, landmarks, studio.crop, 0.2)
+        eyes = crop_points(eyes, landmarks, studio.crop, 0.2)
+        image = face_crop(image, landmarks, studio.crop, margin=0.2)
     return (colorize(image, identity.tint) if studio.colour else image), eyes
 
 
