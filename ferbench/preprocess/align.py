@@ -95,12 +95,12 @@ def face_box_eyes(box: Box) -> np.ndarray:
 def haar_eyes(gray: np.ndarray, box: Box) -> np.ndarray | None:
     """Eye centres found by the Haar eye cascade inside ``box`` of ``gray`` (H x W uint8), or None.
 
-    A first search in the face box (:func:`_cascade_eyes`), then :data:`SEARCH_PASSES` more, each
+    A first search in the face box (:func:`cascade_eyes`), then :data:`SEARCH_PASSES` more, each
     in the face warped so that the mean of the estimates so far lands on
     :data:`SEARCH_TEMPLATE` (the same scale and framing whatever the input). Returns the mean of
     all estimates; None when the first search finds no pair.
     """
-    estimates = [_cascade_eyes(gray, box)]
+    estimates = [cascade_eyes(gray, box)]
     if estimates[0] is None:
         return None
     height, width = SEARCH_TEMPLATE.size
@@ -108,7 +108,7 @@ def haar_eyes(gray: np.ndarray, box: Box) -> np.ndarray | None:
         to_template = similarity(np.mean(estimates, axis=0), SEARCH_TEMPLATE.eyes())
         canonical = cv2.warpAffine(gray, to_template, (width, height), flags=cv2.INTER_LINEAR,
                                    borderMode=cv2.BORDER_REPLICATE)
-        found = _cascade_eyes(canonical, (0, 0, width, height))
+        found = cascade_eyes(canonical, (0, 0, width, height))
         if found is None:
             break
         back = cv2.invertAffineTransform(to_template)
@@ -116,7 +116,7 @@ def haar_eyes(gray: np.ndarray, box: Box) -> np.ndarray | None:
     return np.mean(estimates, axis=0)
 
 
-def _cascade_eyes(gray: np.ndarray, box: Box) -> np.ndarray | None:
+def cascade_eyes(gray: np.ndarray, box: Box) -> np.ndarray | None:
     """One eye-cascade search in ``box``: the band :data:`SEARCH_BAND` of the box resized to
     :data:`SEARCH_WIDTH` pixels wide; of the detections the pair with one eye in each half of
     the box, 25-65% of its width apart, most level and most alike in size; each box centre moved

@@ -265,8 +265,8 @@ def _align_the_rest(
 
 
 def eye_spread(images: np.ndarray) -> dict[str, Any]:
-    """How well the eyes line up in the output images (N x H x W[ x 3] uint8), checked by running
-    the eye cascade again on each, the whole image as the face box.
+    """How well the eyes line up in the output images (N x H x W[ x 3] uint8), checked by one
+    eye-cascade search (:func:`align.cascade_eyes`) in each, the whole image as the face box.
 
     Returns ``eyes_found_again`` (images with both eyes found), ``eye_mean_px`` (their mean
     left and right eye centres, [[x, y], [x, y]] in output pixels) and ``eye_spread_px`` (the
@@ -274,7 +274,7 @@ def eye_spread(images: np.ndarray) -> dict[str, Any]:
     pixels); the last two are None when fewer than 2 images had their eyes found.
     """
     box = (0, 0, images.shape[2], images.shape[1]) if len(images) else (0, 0, 1, 1)
-    found = [e for e in _map_in_order(lambda image: align.haar_eyes(faces.to_gray(image), box),
+    found = [e for e in _map_in_order(lambda image: align.cascade_eyes(faces.to_gray(image), box),
                                       list(images), progress=False, label="eyes") if e is not None]
     if len(found) < 2:
         return {"eyes_found_again": len(found), "eye_mean_px": None, "eye_spread_px": None}
