@@ -172,6 +172,7 @@ def inspect(
     root: RootOption = None,
     synthetic: SyntheticOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    faces: Annotated[Optional[Path], typer.Option("--faces", help="Also write a PNG contact sheet of the preprocessed faces per side and class (no training).")] = None,
 ) -> None:
     """Print per-class, per-subject and per-fold counts and the leakage check of a protocol.
 
@@ -184,9 +185,13 @@ def inspect(
     try:
         protocol = load_protocol(protocol_file, roots=parse_roots(root), synthetic=synthetic)
         data = load_protocol_data(protocol)
-        if may_skip_images(protocol):
+        if may_skip_images(protocol) or faces is not None:
             data = attach_images(data, progress=not as_json)
         info = describe(data)
+        if faces is not None:
+            from ferbench.preprocess.sheet import write_protocol_faces
+
+            write_protocol_faces(faces, data)
     except FerbenchError as exc:
         fail(exc)
     if as_json:

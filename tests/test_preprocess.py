@@ -23,6 +23,8 @@ class Spec:
     size: tuple[int, int] = (32, 32)
     min_face: float = 0.1
     on_no_face: str = "center_crop"
+    eye_distance: float = 0.38
+    eye_height: float = 0.33
 
 
 class FakeLoader(DatasetLoader):

@@ -26,7 +26,7 @@ from ferbench.labels import CANONICAL
 from ferbench.synth import GENERATOR_VERSION, LAYOUTS, render_face, sample_identity, twin_root, write_twin
 from ferbench.synth.face import random_faces
 from ferbench.synth.identity import stream
-from ferbench.synth.layouts import apex
+from ferbench.synth.layouts import apex, truth_faces
 from ferbench.synth.plans import CK_COUNTS, EMOTIONS, MMI_COUNTS, MMI_EMOTIONS, plan_ckplus, plan_mmi
 
 PAPER_CK_FOLDS = [33, 39, 40, 35, 30, 37, 29, 29, 33, 22]  # labelled sequences per ascending-id fold
@@ -417,3 +417,34 @@ def test_unknown_names_are_refused(tmp_path: Path) -> None:
         write_twin("jaffe", tmp_path, shape="huge")
     with pytest.raises(UnknownName, match="expression"):
         render_face(sample_identity("ck", stream(0)), "joy", 1.0)
+
+
+def _eye_geometry(layout: str) -> dict[str, np.ndarray]:
+    """Eye distance / width, eye height / height, eye-line tilt (degrees), eye midpoint x / width."""
+    faces = truth_faces(layout, 40, seed=1)
+    return {
+        "distance": np.array([np.linalg.norm(e[1] - e[0]) / im.shape[1] for im, e in faces]),
+        "height": np.array([e[:, 1].mean() / im.shape[0] for im, e in faces]),
+        "tilt": np.array([np.degrees(np.arctan2(e[1, 1] - e[0, 1], e[1, 0] - e[0, 0])) for _, e in faces]),
+        "centre": np.array([e[:, 0].mean() / im.shape[1] for im, e in faces]),
+    }
+
+
+def test_twin_framing_matches_the_real_copies() -> None:
+    """REFERENCE.md, facts measured on real copies: CK+48 tight (eyebrows to chin), JAFFE frames
+    with the whole head, hair and shoulders, FER2013 crops looser than CK+48; full frames tilted
+    by a few degrees and off-centre. Measured on 40 faces (seed 1)."""
+    ck48, fer, jaffe, ck = (_eye_geometry(name) for name in ("ckplus48", "fer2013", "jaffe", "ckplus"))
+    # CK+48: eyes 0.34-0.39 of the width apart, a quarter of the way down (brows near the top)
+    assert 0.33 < ck48["distance"].min() and ck48["distance"].max() < 0.40
+    assert 0.22 < ck48["height"].min() and ck48["height"].max() < 0.30
+    # JAFFE 256x256: the face fills about half the width (eyes ~0.2 apart), eyes near the middle
+    assert 0.17 < jaffe["distance"].min() and jaffe["distance"].max() < 0.24
+    assert 0.43 < jaffe["height"].min() and jaffe["height"].max() < 0.50
+    # FER2013: looser on average and placed more freely than CK+48
+    assert fer["distance"].mean() < ck48["distance"].mean() - 0.02
+    assert np.ptp(fer["centre"]) > 0.1 > np.ptp(ck48["centre"])
+    # CK+ full frames (640x490): a third-of-the-width face, tilts up to 4-5 degrees, off-centre
+    assert 0.11 < ck["distance"].min() and ck["distance"].max() < 0.17
+    assert 3.0 < np.abs(ck["tilt"]).max() < 5.5
+    assert np.ptp(ck["centre"]) > 0.08

@@ -20,8 +20,9 @@ import numpy as np
 
 from ferbench.data.base import Sample
 
-PREPROCESS_VERSION = 1
-"""Bump when a change to the preprocessing code changes its output: old cache entries then miss."""
+PREPROCESS_VERSION = 2
+"""Bump when a change to the preprocessing code changes its output: old cache entries then miss
+(v2: face alignment and the eye-spread fields of the report)."""
 
 log = logging.getLogger(__name__)
 

@@ -24,21 +24,24 @@ FOREHEAD = 0.25
 _local = threading.local()
 
 
-def _cascade() -> cv2.CascadeClassifier:
-    """The frontal-face Haar cascade shipped in the OpenCV wheel, loaded once per thread."""
-    cascade = getattr(_local, "cascade", None)
-    if cascade is None:
+def cascade(file: str = HAAR_FILE) -> cv2.CascadeClassifier:
+    """A Haar cascade shipped in the OpenCV wheel (``file`` under ``cv2.data.haarcascades``),
+    loaded once per thread."""
+    loaded = getattr(_local, "cascades", None)
+    if loaded is None:
+        loaded = _local.cascades = {}
+    if file not in loaded:
         folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
-        path = Path(folder or "<cv2.data.haarcascades missing>") / HAAR_FILE
-        cascade = cv2.CascadeClassifier(str(path)) if path.is_file() else None
-        if cascade is None or cascade.empty():
+        path = Path(folder or "<cv2.data.haarcascades missing>") / file
+        classifier = cv2.CascadeClassifier(str(path)) if path.is_file() else None
+        if classifier is None or classifier.empty():
             raise FerbenchError(
                 f"OpenCV Haar cascade not found or unreadable at {path}: ferbench needs the "
                 f"cascades bundled with opencv-python(-headless) 4.x (OpenCV {cv2.__version__} "
                 f"is installed; 5.x no longer ships them)"
             )
-        _local.cascade = cascade
-    return cascade
+        loaded[file] = classifier
+    return loaded[file]
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -53,7 +56,7 @@ def detect_face(gray: np.ndarray, min_face: float) -> Box | None:
     (OpenCV ``detectMultiScale`` with scaleFactor 1.1, minNeighbors 5).
     """
     side = max(1, round(min_face * min(gray.shape[:2])))
-    faces = _cascade().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(side, side))
+    faces = cascade().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(side, side))
     if len(faces) == 0:
         return None
     x, y, w, h = max(faces, key=lambda f: int(f[2]) * int(f[3]))

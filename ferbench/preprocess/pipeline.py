@@ -1,7 +1,8 @@
 """Samples of one dataset -> one uint8 array of face crops, cached on disk.
 
-Per sample: read the image, find the face with the spec's method, crop and resize it. Policies
-decide what happens to unreadable images (``on_unreadable``) and images without a face
+Per sample: read the image, find the face with the spec's method, crop and resize it, or (``face:
+align``) find the eye centres and warp them onto the template (:mod:`~ferbench.preprocess.align`).
+Policies decide what happens to unreadable images (``on_unreadable``) and images without a face
 (``on_no_face``). The result is stored under a key of the inputs, so a second run with the same
 samples and settings reads one file and detects nothing.
 """
@@ -21,9 +22,9 @@ from tqdm import tqdm
 
 from ferbench.data.base import DatasetLoader, Sample
 from ferbench.errors import DataError, UnknownName
-from ferbench.preprocess import cache, faces
+from ferbench.preprocess import align, cache, faces
 
-FACE_METHODS = ("auto", "haar", "landmarks", "none")
+FACE_METHODS = ("align", "auto", "haar", "landmarks", "none")
 NO_FACE_POLICIES = ("center_crop", "fail", "skip")
 UNREADABLE_POLICIES = ("fail", "skip")
 
@@ -31,6 +32,10 @@ PRECROPPED_SIDE = 64
 """``face: auto`` takes images with both sides at most this many pixels as already cropped faces."""
 PRECROPPED_ATTR = "cropped"
 """A loader sets ``Sample.attrs["cropped"] = True`` on images that are already face crops."""
+
+ALIGN_METHODS = ("landmarks", "eyes", "face_box", "mean")
+"""How ``face: align`` found an image's eye centres, most exact first (module docstring of align)."""
+CROP_METHODS = ("landmarks", "haar", "center_crop", "none")
 
 WORKERS = min(4, os.cpu_count() or 1)
 
@@ -42,7 +47,7 @@ class PreprocessSpecLike(Protocol):
     """What preprocessing reads from a protocol's ``preprocess`` section (``PreprocessSpec``)."""
 
     @property
-    def face(self) -> str: ...  # "auto" | "haar" | "landmarks" | "none"
+    def face(self) -> str: ...  # "align" | "auto" | "haar" | "landmarks" | "none"
     @property
     def margin(self) -> float: ...  # fraction of the face box added on each side
     @property
@@ -53,6 +58,10 @@ class PreprocessSpecLike(Protocol):
     def min_face(self) -> float: ...  # Haar minimum face side, fraction of the short image side
     @property
     def on_no_face(self) -> str: ...  # "center_crop" | "fail" | "skip"
+    @property
+    def eye_distance(self) -> float: ...  # align: eye centre distance, fraction of the output width
+    @property
+    def eye_height(self) -> float: ...  # align: eye centre height from the top, fraction of the output height
 
 
 @dataclass(frozen=True)
@@ -63,9 +72,12 @@ class PreprocessResult:
         images: uint8, N x H x W (gray) or N x H x W x 3 (RGB).
         kept: int64 indices into the input samples, one per image, ascending.
         report: ``total``, ``kept``, ``methods`` (images per method used: landmarks, haar,
-            center_crop, none), ``no_face`` (per method tried), ``detection_rate`` (faces found
-            / images searched by haar or landmarks; None when none were), ``skipped_no_face``
-            (keys) and ``skipped_unreadable`` (``{"path", "problem"}`` each).
+            center_crop, none; under ``face: align`` landmarks, eyes, face_box, mean),
+            ``no_face`` (per method tried), ``detection_rate`` (faces found / images searched
+            by haar or landmarks; under align: eye centres from landmarks or the eye cascade /
+            images aligned; None when none were searched), ``eyes_found_again``, ``eye_mean_px``
+            and ``eye_spread_px`` (see :func:`eye_spread`), ``skipped_no_face`` (keys) and ``skipped_unreadable``
+            (``{"path", "problem"}`` each).
         cache_path: the cache file holding this result.
         from_cache: True when read from ``cache_path`` instead of computed.
     """
@@ -88,13 +100,15 @@ class _Settings:
     min_face: float
     on_no_face: str
     on_unreadable: str
+    eye_distance: float
+    eye_height: float
 
     @classmethod
     def of(cls, spec: PreprocessSpecLike, on_unreadable: str) -> _Settings:
         settings = cls(
             str(spec.face), float(spec.margin), bool(spec.grayscale),
             (int(spec.size[0]), int(spec.size[1])), float(spec.min_face), str(spec.on_no_face),
-            on_unreadable,
+            on_unreadable, float(spec.eye_distance), float(spec.eye_height),
         )
         for kind, value, choices in (
             ("face method", settings.face, FACE_METHODS),
@@ -105,15 +119,24 @@ class _Settings:
                 raise UnknownName(kind, value, choices)
         return settings
 
+    @property
+    def template(self) -> align.Template:
+        return align.Template(self.size, self.eye_distance, self.eye_height)
+
 
 @dataclass(frozen=True)
 class _Outcome:
-    """What happened to one sample: the method tried, whether it found a face, the crop or error."""
+    """What happened to one sample: the method tried, whether it found a face, the crop or error.
+
+    Under ``face: align`` also the eye centres as fractions (x / W, y / H) of the source image
+    (None when not found, the image then still to be made by the mean-eye fallback).
+    """
 
     method: str = ""
     found: bool = False
     image: np.ndarray | None = None
     error: DataError | None = None
+    eyes: np.ndarray | None = None
 
 
 def preprocess_samples(
@@ -127,7 +150,11 @@ def preprocess_samples(
     """Crop the face of every sample (in order) into one uint8 array, or read it from the cache.
 
     ``spec.margin`` widens haar and landmark boxes; "none" (the whole image) and the centre
-    crop used when no face is found (the central square) take no margin. Raises the loader's
+    crop used when no face is found (the central square) take no margin. ``face: align``
+    ignores the margin: where no eyes, landmarks or face are found, ``on_no_face:
+    center_crop`` places the eyes at the mean position (fractions of the image) of the eyes
+    found in the other images of ``samples``, or at the template's own fractions when none was
+    found (method ``mean``; a pre-cropped image without eyes always takes it). Raises the loader's
     DataError for an unreadable image when ``on_unreadable="fail"``, a DataError naming the file
     when no face is found and ``spec.on_no_face="fail"``, and UnknownName for a bad setting.
     """
@@ -138,10 +165,14 @@ def preprocess_samples(
     if cached is not None:
         return PreprocessResult(*cached, cache_path=path, from_cache=True)
 
+    process = _process_align if settings.face == "align" else _process
     outcomes = _map_in_order(
-        lambda sample: _process(loader, sample, settings), samples, progress, f"faces {loader.name}"
+        lambda sample: process(loader, sample, settings), samples, progress, f"faces {loader.name}"
     )
+    if settings.face == "align":
+        outcomes = _align_the_rest(loader, samples, outcomes, settings)
     images, kept, report = _collect(samples, outcomes, settings)
+    report.update(eye_spread(images))
     cache.save_cached(path, images, kept, report)
     return PreprocessResult(images, kept, report, cache_path=path, from_cache=False)
 
@@ -178,6 +209,80 @@ def _process(loader: DatasetLoader, sample: Sample, spec: _Settings) -> _Outcome
     margin = spec.margin if found and method != "none" else 0.0
     box = box or faces.center_box(image.shape)
     return _Outcome(method, found, faces.crop_face(image, box, margin, spec.size, spec.grayscale))
+
+
+def _precropped(sample: Sample, image: np.ndarray) -> bool:
+    """An already cropped face: small (:data:`PRECROPPED_SIDE`) or flagged by the loader."""
+    return max(image.shape[:2]) <= PRECROPPED_SIDE or bool(sample.attrs.get(PRECROPPED_ATTR))
+
+
+def _process_align(loader: DatasetLoader, sample: Sample, spec: _Settings) -> _Outcome:
+    """Read one sample, find its eye centres and warp them onto the template (``face: align``).
+
+    Landmarks first, then Haar eyes in the Haar face box (the whole image for a pre-cropped
+    face without one), then the face box's usual eye positions. Without any, the outcome has
+    no image: :func:`_align_the_rest` makes it.
+    """
+    try:
+        image = loader.read(sample)
+        points = loader.landmarks(sample)
+        eyes, method = (align.landmark_eyes(points), "landmarks") if points is not None else (None, "")
+    except DataError as err:
+        return _Outcome(error=err)
+    except ValueError as err:
+        return _Outcome(error=DataError(sample.key, f"bad landmarks: {err}"))
+    if eyes is None:
+        precropped = _precropped(sample, image)
+        eyes, method = align.find_eyes(image, spec.min_face, precropped)
+        if eyes is None:  # a pre-cropped image is its own face: on_no_face does not apply
+            return _Outcome("align", found=precropped)
+    fractions = eyes / (image.shape[1], image.shape[0])
+    return _Outcome(method, True, align.align_face(image, eyes, spec.template, spec.grayscale), eyes=fractions)
+
+
+def _align_the_rest(
+    loader: DatasetLoader, samples: Sequence[Sample], outcomes: list[_Outcome], spec: _Settings
+) -> list[_Outcome]:
+    """Warp the images whose eyes were not found with the mean eye fractions of the others.
+
+    Only under ``on_no_face: center_crop`` for images without any face; always for pre-cropped
+    images (their whole picture is the face). Images are read again (few, usually).
+    """
+    found = [o.eyes for o in outcomes if o.eyes is not None]
+    template = spec.template
+    mean = np.mean(found, axis=0) if found else template.eyes() / (template.size[1], template.size[0])
+    rest = [i for i, o in enumerate(outcomes) if o.error is None and o.image is None
+            and (o.found or spec.on_no_face == "center_crop")]
+
+    def warp(index: int) -> np.ndarray:
+        image = loader.read(samples[index])
+        return align.align_face(image, mean * (image.shape[1], image.shape[0]), template, spec.grayscale)
+
+    outcomes = list(outcomes)
+    for index, image in zip(rest, _map_in_order(warp, rest, progress=False, label="mean eyes")):
+        outcomes[index] = _Outcome("mean" if outcomes[index].found else "align", outcomes[index].found, image)
+    return outcomes
+
+
+def eye_spread(images: np.ndarray) -> dict[str, Any]:
+    """How well the eyes line up in the output images (N x H x W[ x 3] uint8), checked by one
+    eye-cascade search (:func:`align.cascade_eyes`) in each, the whole image as the face box.
+
+    Returns ``eyes_found_again`` (images with both eyes found), ``eye_mean_px`` (their mean
+    left and right eye centres, [[x, y], [x, y]] in output pixels) and ``eye_spread_px`` (the
+    root-mean-square distance of those centres from their means, both eyes pooled, output
+    pixels); the last two are None when fewer than 2 images had their eyes found.
+    """
+    box = (0, 0, images.shape[2], images.shape[1]) if len(images) else (0, 0, 1, 1)
+    found = [e for e in _map_in_order(lambda image: align.cascade_eyes(faces.to_gray(image), box),
+                                      list(images), progress=False, label="eyes") if e is not None]
+    if len(found) < 2:
+        return {"eyes_found_again": len(found), "eye_mean_px": None, "eye_spread_px": None}
+    eyes = np.stack(found)
+    mean = eyes.mean(axis=0)
+    spread = float(np.sqrt(((eyes - mean) ** 2).sum(axis=2).mean()))
+    return {"eyes_found_again": len(found), "eye_mean_px": np.round(mean, 2).tolist(),
+            "eye_spread_px": round(spread, 3)}
 
 
 def _find_face(
@@ -228,17 +333,22 @@ def _collect(
                 skipped_no_face.append(sample.key)
                 continue
         assert outcome.image is not None
-        methods[outcome.method if outcome.found else "center_crop"] += 1
+        methods[outcome.method if outcome.found else "mean" if spec.face == "align" else "center_crop"] += 1
         crops.append(outcome.image)
         kept.append(index)
 
-    searched = tried["haar"] + tried["landmarks"]
+    if spec.face == "align":
+        names, searched = ALIGN_METHODS, sum(tried.values())
+        detected = methods["landmarks"] + methods["eyes"]
+    else:
+        names, searched = CROP_METHODS, tried["haar"] + tried["landmarks"]
+        detected = searched - sum(no_face.values())
     report = {
         "total": len(samples),
         "kept": len(kept),
-        "methods": {name: methods[name] for name in ("landmarks", "haar", "center_crop", "none")},
+        "methods": {name: methods[name] for name in names},
         "no_face": dict(no_face),
-        "detection_rate": (searched - sum(no_face.values())) / searched if searched else None,
+        "detection_rate": detected / searched if searched else None,
         "skipped_no_face": skipped_no_face,
         "skipped_unreadable": skipped_unreadable,
     }

@@ -127,14 +127,30 @@ def face_crop(image: np.ndarray, landmarks: np.ndarray, size: int, margin: float
 
     Parts outside the picture are filled by replicating its border. Returns ``size`` x ``size``.
     """
-    lo, hi = landmarks.min(0), landmarks.max(0)
-    centre, side = (lo + hi) / 2, float((hi - lo).max()) * (1 + 2 * margin)
-    x0, y0 = (int(round(v)) for v in centre - side / 2)
-    s = max(int(round(side)), 1)
+    x0, y0, s = _crop_square(landmarks, margin)
     pad = max(0, -x0, -y0, x0 + s - image.shape[1], y0 + s - image.shape[0])
     padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else image
     crop = padded[y0 + pad:y0 + pad + s, x0 + pad:x0 + pad + s]
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def crop_points(points: np.ndarray, landmarks: np.ndarray, size: int, margin: float = 0.1) -> np.ndarray:
+    """Where picture ``points`` (N, 2) land in ``face_crop(image, landmarks, size, margin)``."""
+    x0, y0, s = _crop_square(landmarks, margin)
+    return (np.asarray(points, np.float64) + 0.5 - (x0, y0)) * (size / s) - 0.5
+
+
+def eye_centres(landmarks: np.ndarray) -> np.ndarray:
+    """The drawn eye centres (2, 2): means of landmarks 36-41 (image left) and 42-47."""
+    return np.stack([landmarks[36:42].mean(0), landmarks[42:48].mean(0)]).astype(np.float64)
+
+
+def _crop_square(landmarks: np.ndarray, margin: float) -> tuple[int, int, int]:
+    """(x0, y0, side) in pixels of :func:`face_crop`'s square."""
+    lo, hi = landmarks.min(0), landmarks.max(0)
+    centre, side = (lo + hi) / 2, float((hi - lo).max()) * (1 + 2 * margin)
+    x0, y0 = (int(round(v)) for v in centre - side / 2)
+    return x0, y0, max(int(round(side)), 1)
 
 
 # --------------------------------------------------------------------------- framing

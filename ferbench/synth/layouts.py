@@ -33,9 +33,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ferbench.errors import DataError
+from ferbench.errors import DataError, UnknownName
 from ferbench.labels import CANONICAL
-from ferbench.synth.face import colorize, face_crop, render_face
+from ferbench.synth.face import colorize, crop_points, eye_centres, face_crop, render_face
 from ferbench.synth.identity import Identity, Lighting, sample_identity, stream
 from ferbench.synth.plans import (
     JAFFE_CODES,
@@ -120,7 +120,12 @@ def _write_ck_subject(root: Path, seed: int, subject: CkSubject) -> None:
 def _write_ck48_subject(root: Path, seed: int, subject: CkSubject) -> None:
     for seq, frame, image, landmarks in _ck_frames(seed, subject, last=3):
         stem = f"{subject.name}_{seq.number:03d}_{frame:08d}"
-        _write_image(root / seq.expression / f"{stem}.png", face_crop(image, landmarks, 48, margin=0.05))
+        _write_image(root / seq.expression / f"{stem}.png", _ck48_crop(image, landmarks)[0])
+
+
+def _ck48_crop(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The tight CK+48 crop (eyebrows to chin, 5% margin, 48x48) and its eye centres."""
+    return face_crop(image, landmarks, 48, margin=0.05), crop_points(eye_centres(landmarks), landmarks, 48, 0.05)
 
 
 # --------------------------------------------------------------------------- still pictures of subjects
@@ -151,6 +156,15 @@ class Studio:
     crop: int | None = None
 
 
+STUDIOS: dict[str, Studio] = {
+    "jaffe": Studio("jaffe", (256, 256)),
+    "generic": Studio("ck", (256, 256), crop=112),
+    "bu3dfe": Studio("ck", (192, 192), framing=(0.62, 0.5, 0.54), background=12.0),
+    "nimstim": Studio("ck", (240, 192), framing=(0.55, 0.5, 0.5), background=225.0),
+    "kdef": Studio("ck", (381, 281), colour=True, framing=(0.55, 0.5, 0.45)),
+}
+
+
 def _write_all_stills(root: Path, seed: int, dataset: str, studio: Studio, stills: dict[str, list[Still]],
                       workers: int) -> None:
     jobs = [partial(_write_subject_stills, root, seed, dataset, studio, s, items) for s, items in stills.items()]
@@ -159,18 +173,31 @@ def _write_all_stills(root: Path, seed: int, dataset: str, studio: Studio, still
 
 def _write_subject_stills(root: Path, seed: int, dataset: str, studio: Studio, subject: str,
                           stills: list[Still]) -> None:
+    identity = _studio_identity(seed, dataset, studio, subject)
+    for still in stills:
+        _write_image(root / still.path, _still_picture(seed, dataset, studio, identity, still)[0])
+
+
+def _studio_identity(seed: int, dataset: str, studio: Studio, subject: str) -> Identity:
     identity = sample_identity(studio.population, stream(seed, dataset, subject), key=subject)
     if studio.framing is not None:
         frac, cx, cy = studio.framing
         identity = replace(identity, face_frac=frac, center=(cx, cy))
     if studio.background is not None:
         identity = replace(identity, background=studio.background)
-    for still in stills:
-        image, landmarks = render_face(identity, still.expression, still.intensity, studio.size,
-                                       stream(seed, dataset, still.path))
-        if studio.crop is not None:
-            image = face_crop(image, landmarks, studio.crop, margin=0.2)
-        _write_image(root / still.path, colorize(image, identity.tint) if studio.colour else image)
+    return identity
+
+
+def _still_picture(seed: int, dataset: str, studio: Studio, identity: Identity, still: Still
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """One still as the studio stores it (gray, or BGR when ``colour``) and its eye centres."""
+    image, landmarks = render_face(identity, still.expression, still.intensity, studio.size,
+                                   stream(seed, dataset, still.path))
+    eyes = eye_centres(landmarks)
+    if studio.crop is not None:
+        eyes = crop_points(eyes, landmarks, studio.crop, 0.2)
+        image = face_crop(image, landmarks, studio.crop, margin=0.2)
+    return (colorize(image, identity.tint) if studio.colour else image), eyes
 
 
 # --------------------------------------------------------------------------- JAFFE
@@ -183,7 +210,7 @@ def write_jaffe(out_dir: Path, shape: str, seed: int, workers: int = 1) -> Path:
     for im in plan_jaffe(shape, seed):
         intensity = stream(seed, "jaffe", im.name, "intensity").uniform(0.85, 1.0)
         stills.setdefault(im.subject, []).append(Still(im.name, JAFFE_CODES[im.code], intensity))
-    _write_all_stills(out_dir, seed, "jaffe", Studio("jaffe", (256, 256)), stills, workers)
+    _write_all_stills(out_dir, seed, "jaffe", STUDIOS["jaffe"], stills, workers)
     return out_dir
 
 
@@ -333,18 +360,23 @@ def _wild_faces(seed: int, dataset: str, items: list[tuple[str, str]], side: int
 
 
 def _wild_chunk(seed: int, dataset: str, items: list[tuple[str, str]], side: int) -> list[np.ndarray]:
-    faces = []
-    for key, label in items:
-        rng = stream(seed, dataset, key)
-        identity = sample_identity("jaffe" if rng.random() < 0.25 else "ck", rng, key=key)
-        lighting = Lighting(direction=rng.uniform(-1, 1), strength=rng.uniform(0.0, 0.3),
-                            contrast=rng.uniform(0.7, 1.2), brightness=rng.uniform(-25, 25),
-                            noise=rng.uniform(1.0, 3.0))
-        intensity = 0.0 if label == "neutral" else rng.uniform(0.5, 1.0)
-        image, landmarks = render_face(identity, label, intensity, (128, 128), rng, lighting)
-        shift = rng.normal(0.0, 0.04, 2) * np.ptp(landmarks[:, 0])
-        faces.append(face_crop(image, landmarks + shift, side, margin=rng.uniform(0.0, 0.2)))
-    return faces
+    return [_wild_face(seed, dataset, key, label, side)[0] for key, label in items]
+
+
+def _wild_face(seed: int, dataset: str, key: str, label: str, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """An in-the-wild-like crop (``side`` px: loose, off-centre, mixed populations and light)
+    and its eye centres."""
+    rng = stream(seed, dataset, key)
+    identity = sample_identity("jaffe" if rng.random() < 0.25 else "ck", rng, key=key)
+    lighting = Lighting(direction=rng.uniform(-1, 1), strength=rng.uniform(0.0, 0.3),
+                        contrast=rng.uniform(0.7, 1.2), brightness=rng.uniform(-25, 25),
+                        noise=rng.uniform(1.0, 3.0))
+    intensity = 0.0 if label == "neutral" else rng.uniform(0.5, 1.0)
+    image, landmarks = render_face(identity, label, intensity, (128, 128), rng, lighting)
+    shift = rng.normal(0.0, 0.04, 2) * np.ptp(landmarks[:, 0])
+    margin = rng.uniform(0.0, 0.2)
+    eyes = crop_points(eye_centres(landmarks), landmarks + shift, side, margin)
+    return face_crop(image, landmarks + shift, side, margin), eyes
 
 
 # --------------------------------------------------------------------------- generic class folders
@@ -359,7 +391,7 @@ def write_generic(out_dir: Path, shape: str, seed: int, workers: int = 1) -> Pat
         stills[subject] = [Still(f"{label}/{subject}_{n}.png", label,
                                  stream(seed, "generic", subject, label, n).uniform(0.7, 1.0))
                            for label in CANONICAL for n in range(1, repeats + 1)]
-    _write_all_stills(out_dir, seed, "generic", Studio("ck", (256, 256), crop=112), stills, workers)
+    _write_all_stills(out_dir, seed, "generic", STUDIOS["generic"], stills, workers)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["path", "label", "subject"])
@@ -387,7 +419,7 @@ def write_bu3dfe(out_dir: Path, shape: str, seed: int, workers: int = 1) -> Path
         items += [Still(f"{subject}/{subject}_{code}{level:02d}{ethnicity}_F2D.bmp", label, level / 4)
                   for code, label in BU_CODES.items() for level in range(1, 5)]
         stills[subject] = items
-    _write_all_stills(out_dir, seed, "bu3dfe", Studio("ck", (192, 192), framing=(0.62, 0.5, 0.54), background=12.0),
+    _write_all_stills(out_dir, seed, "bu3dfe", STUDIOS["bu3dfe"],
                       stills, workers)
     return out_dir
 
@@ -410,7 +442,7 @@ def write_nimstim(out_dir: Path, shape: str, seed: int, workers: int = 1) -> Pat
         if k not in dropped:
             stills.setdefault(name, []).append(
                 Still(f"{name}_{code}_{mouth}.bmp", NIMSTIM_CODES[code], 1.0 if mouth == "O" else 0.6))
-    _write_all_stills(out_dir, seed, "nimstim", Studio("ck", (240, 192), framing=(0.55, 0.5, 0.5), background=225.0),
+    _write_all_stills(out_dir, seed, "nimstim", STUDIOS["nimstim"],
                       stills, workers)
     return out_dir
 
@@ -431,7 +463,7 @@ def write_kdef(out_dir: Path, shape: str, seed: int, workers: int = 1) -> Path:
             stills[subject] = [Still(f"KDEF/{session}{subject}/{session}{subject}{code}S.JPG", label,
                                      stream(seed, "kdef", subject, session, code).uniform(0.8, 1.0))
                                for session in "AB" for code, label in KDEF_CODES.items()]
-    _write_all_stills(out_dir, seed, "kdef", Studio("ck", (381, 281), colour=True, framing=(0.55, 0.5, 0.45)),
+    _write_all_stills(out_dir, seed, "kdef", STUDIOS["kdef"],
                       stills, workers)
     return out_dir / "KDEF"
 
@@ -539,3 +571,36 @@ def _write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
 def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+
+
+# --------------------------------------------------------------------------- ground truth for tests
+
+TRUTH_LAYOUTS = ("ckplus", "ckplus48", "jaffe", "bu3dfe", "nimstim", "kdef", "generic", "fer2013", "rafdb")
+
+
+def truth_faces(layout: str, n: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``n`` pictures of fresh subjects drawn as the ``layout`` writer draws them, each with its
+    true eye centres (2 x 2 pixels, image-left eye first; the means of landmarks 36-41, 42-47).
+
+    For tests and benchmarks of face alignment: the written twins do not store eye positions
+    (the real datasets do not either). Layouts: :data:`TRUTH_LAYOUTS`.
+    """
+    if layout not in TRUTH_LAYOUTS:
+        raise UnknownName("layout with ground-truth eyes", layout, TRUTH_LAYOUTS)
+    faces = []
+    for k in range(n):
+        rng = stream(seed, "truth", layout, k)
+        label = CANONICAL[int(rng.integers(len(CANONICAL)))]
+        key = f"{layout}-truth-{k}"
+        if layout in ("fer2013", "rafdb"):
+            face, eyes = _wild_face(seed, layout, key, label, 48 if layout == "fer2013" else 100)
+            faces.append((colorize(face, (0.9, 1.0, 1.1)) if layout == "rafdb" else face, eyes))
+        elif layout in ("ckplus", "ckplus48"):
+            identity = sample_identity("ck", rng, key=key)
+            image, landmarks = render_face(identity, label, float(rng.uniform(0.6, 1.0)), (490, 640), rng)
+            faces.append(_ck48_crop(image, landmarks) if layout == "ckplus48" else (image, eye_centres(landmarks)))
+        else:
+            studio = STUDIOS[layout]
+            still = Still(key, label, float(rng.uniform(0.7, 1.0)))
+            faces.append(_still_picture(seed, layout, studio, _studio_identity(seed, layout, studio, key), still))
+    return faces
