@@ -165,11 +165,20 @@ def attach_images(data: ProtocolData, progress: bool = True) -> ProtocolData:
                                     on_unreadable=data.protocol.on_unreadable, cache_dir=cache_dir(),
                                     progress=progress)
         kept = np.asarray(result.kept, dtype=int)
+        relative = {s.key: s.relative_key(side.root) for s in side.samples}
         side.samples = [side.samples[i] for i in kept]
         side.y = side.y[kept]
         side.images = result.images
-        side.preprocess_report = result.report
+        side.preprocess_report = _relative_paths(result.report, relative)
     return data
+
+
+def _relative_paths(report: dict[str, Any], relative: dict[str, str]) -> dict[str, Any]:
+    """``report`` with its skipped files named by root-relative keys (portable run directories)."""
+    return {**report,
+            "skipped_unreadable": [{**item, "path": relative.get(item["path"], item["path"])}
+                                   for item in report.get("skipped_unreadable", [])],
+            "skipped_no_face": [relative.get(key, key) for key in report.get("skipped_no_face", [])]}
 
 
 def may_skip_images(protocol: Any) -> bool:

@@ -30,6 +30,7 @@ from ferbench.jobs import Job, build_model, resolve_device
 from ferbench.intervals import run_intervals
 from ferbench.io import atomic_write_text, json_bytes
 from ferbench.metrics import aggregate, cross_dataset_drop, row_normalise
+from ferbench.preprocess.sheet import protocol_faces_png
 from ferbench.pipeline import ProtocolData, data_fingerprint
 from ferbench.report import plot_confusion
 from ferbench.runs import TRAIN_CROSS_VALIDATED, TRAIN_HELD_OUT_TARGET, RunDir, environment, job_inputs
@@ -176,8 +177,9 @@ def write_run_header(run: RunDir, data: ProtocolData, folds: list[Fold], card: M
                      header: dict[str, Any]) -> None:
     """Write the header files of ``header`` (see :func:`run_header` and :meth:`RunDir.write_header`):
     the resolved protocol and card, ``env.json``, ``folds.json`` (subjects and root-relative
-    sample keys per fold) and ``preprocess.json`` (each side's preprocessing report, listing
-    every image it skipped)."""
+    sample keys per fold), ``preprocess.json`` (each side's preprocessing report: methods,
+    detection rate, eye spread, every image it skipped) and ``faces.png`` (each side's contact
+    sheet, :mod:`ferbench.preprocess.sheet`)."""
     import yaml
 
     samples, keys = data.samples, data.keys()
@@ -199,6 +201,7 @@ def write_run_header(run: RunDir, data: ProtocolData, folds: list[Fold], card: M
         "env.json": json_bytes({**environment(), "deviations": header["deviations"]}),
         "folds.json": json_bytes(folds_record),
         "preprocess.json": json_bytes(preprocess),
+        "faces.png": protocol_faces_png(data),  # every side's faces as the network receives them
     })
 
 

@@ -117,6 +117,7 @@ def protocol_page(board: Board, out: Path) -> str:
                   f"`{board.fingerprint}` (a changed protocol file, or the synthetic twin beside the real data), "
                   "so their numbers are not comparable with the ranking above.", "",
                   _others_table(board.others), ""]
+    lines += ["## Preprocessing", "", *_preprocessing(board.reference, out)]
     lines += ["## Skipped files", "", *_skipped_files(board.ranked + board.incomplete + board.others)]
     return "\n".join(lines)
 
@@ -298,6 +299,30 @@ def _others_table(runs: list[RunResult]) -> str:
              f"{_mean_std(run, run.primary)} ({METRIC_NAMES[run.primary]})", run.train_status, _deviations(run)]
             for run in runs]
     return _table(rows, ["model", "fingerprint", "data", "state", "score", "train status", "deviations"])
+
+
+def _preprocessing(run: RunResult, out: Path) -> list[str]:
+    """How the faces of ``run`` (the board's reference) were found and framed, per side, from its
+    ``preprocess.json``, and its contact sheet ``faces.png`` (copied to ``out/faces/``)."""
+    sides = run.preprocess_sides()
+    if sides is None:
+        return ["No `preprocess.json` in the reference run (made before ferbench recorded it).", ""]
+    face = (run.protocol.get("preprocess") or {}).get("face", "-")
+    rows = []
+    for entry in sides:
+        report = entry["report"]
+        methods = ", ".join(f"{name} {count}" for name, count in (report.get("methods") or {}).items() if count)
+        rate, spread = report.get("detection_rate"), report.get("eye_spread_px")
+        rows.append([entry["role"], entry["dataset"], face, methods or "-",
+                     f"{rate:.1%}" if isinstance(rate, (int, float)) else "-",
+                     f"{spread:.2f}" if isinstance(spread, (int, float)) else "-"])
+    lines = [_table(rows, ["side", "dataset", "face", "methods (images)", "detection rate", "eye spread (px)"]), ""]
+    sheet = run.path / "faces.png"
+    if sheet.is_file():
+        copy = Path(out) / "faces" / f"{run.protocol_id}.png"
+        atomic_write_bytes(copy, sheet.read_bytes())
+        lines += [f"Faces as the network receives them, per side and class: {_link('faces.png', copy, out)}", ""]
+    return lines
 
 
 def _skipped_files(runs: list[RunResult]) -> list[str]:

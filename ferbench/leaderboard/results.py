@@ -99,10 +99,8 @@ class RunResult:
             return TRAIN_EXTERNAL
         return TRAIN_HELD_OUT_TARGET if self.cross_dataset else TRAIN_CROSS_VALIDATED
 
-    def skipped_files(self) -> list[dict[str, str]] | None:
-        """Every file preprocessing dropped, from the run's ``preprocess.json``, as
-        ``{role, dataset, path, reason}`` (reason: the unreadable file's problem, or ``no face
-        found``); None when the run has no ``preprocess.json``.
+    def preprocess_sides(self) -> list[dict[str, Any]] | None:
+        """The run's ``preprocess.json``: per side ``{role, dataset, report}``; None when absent.
 
         Raises:
             DataError: a ``preprocess.json`` that is not a list of ``{role, dataset, report}``.
@@ -110,17 +108,35 @@ class RunResult:
         path = self.path / "preprocess.json"
         if not path.is_file():
             return None
+        sides = _read_json(path)
+        if not (isinstance(sides, list) and all(isinstance(side, dict) and {"role", "dataset", "report"} <= set(side)
+                                                and isinstance(side["report"], dict) for side in sides)):
+            raise DataError(path, "expected a list of {role, dataset, report: {skipped_unreadable: "
+                                  "[{path, problem}], skipped_no_face: [path]}}")
+        return sides
+
+    def skipped_files(self) -> list[dict[str, str]] | None:
+        """Every file preprocessing dropped, from the run's ``preprocess.json``, as
+        ``{role, dataset, path, reason}`` (reason: the unreadable file's problem, or ``no face
+        found``); None when the run has no ``preprocess.json``.
+
+        Raises:
+            DataError: a malformed ``preprocess.json`` (see :meth:`preprocess_sides`).
+        """
+        sides = self.preprocess_sides()
+        if sides is None:
+            return None
         skipped = []
         try:
-            for entry in _read_json(path):
+            for entry in sides:
                 report, where = entry["report"], {"role": entry["role"], "dataset": entry["dataset"]}
                 skipped += [{**where, "path": item["path"], "reason": item["problem"]}
                             for item in report.get("skipped_unreadable", [])]
                 skipped += [{**where, "path": item, "reason": "no face found"}
                             for item in report.get("skipped_no_face", [])]
         except (KeyError, TypeError, AttributeError):
-            raise DataError(path, "expected a list of {role, dataset, report: {skipped_unreadable: "
-                                  "[{path, problem}], skipped_no_face: [path]}}") from None
+            raise DataError(self.path / "preprocess.json", "expected a list of {role, dataset, report: "
+                            "{skipped_unreadable: [{path, problem}], skipped_no_face: [path]}}") from None
         return skipped
 
     def job_scores(self, metric: str) -> dict[tuple[int, int], float]:

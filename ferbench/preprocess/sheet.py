@@ -78,14 +78,22 @@ def side_sheet(images: np.ndarray, y: np.ndarray, classes: Sequence[str], role: 
     return contact_sheet(images, y, classes, per_class, title=f"{role}: {dataset} ({used})")
 
 
-def write_protocol_faces(path: str | Path, data, per_class: int = 8) -> Path:
-    """One PNG at ``path`` with the sheet of every side of ``data`` (a
-    :class:`ferbench.pipeline.ProtocolData` after ``attach_images``), stacked top to bottom."""
+def protocol_faces_png(data, per_class: int = 8) -> bytes:
+    """PNG bytes of the sheet of every side of ``data`` (a :class:`ferbench.pipeline.ProtocolData`
+    after ``attach_images``), stacked top to bottom: what ``faces.png`` of a run directory holds."""
     classes = list(data.protocol.classes)
     sheets = [side_sheet(side.images, side.y, classes, side.role, side.dataset, side.preprocess_report, per_class)
               for side in data.all_sides()]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(stack_sheets(sheets), cv2.COLOR_RGB2BGR)):
-        raise DataError(path, "could not write the contact sheet (is the suffix .png?)")
-    return path
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(stack_sheets(sheets), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise DataError("faces.png", "OpenCV could not encode the contact sheet")
+    return encoded.tobytes()
+
+
+def write_protocol_faces(path: str | Path, data, per_class: int = 8) -> Path:
+    """Write :func:`protocol_faces_png` of ``data`` to ``path`` (``inspect --faces``); return the path."""
+    from ferbench.io import atomic_write_bytes
+
+    if Path(path).suffix.lower() != ".png":
+        raise DataError(path, "the contact sheet is a PNG: give a path ending in .png")
+    return atomic_write_bytes(path, protocol_faces_png(data, per_class))
