@@ -14,9 +14,10 @@ Each resample recomputes the statistic exactly as the summary aggregates it:
   the seed-averaged statistic.
 - ``pooled``: the metric of all jobs' predictions of the resampled units together.
 
-When every unit's test images lie in one fold (subject-independent folds), units are resampled
-within each fold, so each resampled fold keeps its number of subjects (``stratified: true``);
-otherwise (a cross-dataset target tested by every fold model, a random split, one pooled
+When every unit's test images lie in one fold (subject-independent folds) and every fold holds
+at least two units, units are resampled within each fold, so each resampled fold keeps its
+number of subjects (``stratified: true``); otherwise (leave-one-subject-out, whose folds hold
+one subject each; a cross-dataset target tested by every fold model; a random split; one pooled
 ``evaluate`` job) all units are resampled together. The interval is the percentile interval of
 ``resamples`` draws from ``numpy.random.default_rng(seed)``, recorded with the result.
 
@@ -58,12 +59,15 @@ class UnitCounts:
     unit: str
 
     def strata(self) -> np.ndarray | None:
-        """The fold of each unit when every unit was tested in one fold only, else None."""
+        """The fold of each unit when every unit was tested in one fold only and every fold
+        holds at least two units, else None (resample all units together)."""
         tested = self.counts.sum(axis=(2, 3)) > 0  # (J, U)
         folds_of_unit = [set(self.folds[tested[:, u]]) for u in range(tested.shape[1])]
-        if all(len(folds) == 1 for folds in folds_of_unit):
-            return np.array([next(iter(folds)) for folds in folds_of_unit])
-        return None
+        if not all(len(folds) == 1 for folds in folds_of_unit):
+            return None
+        strata = np.array([next(iter(folds)) for folds in folds_of_unit])
+        # a fold of one unit would always redraw that unit: no variance (leave-one-subject-out)
+        return strata if np.unique(strata, return_counts=True)[1].min() >= 2 else None
 
 
 def unit_counts(predictions: Mapping[tuple[int, int], pd.DataFrame], classes: Sequence[str]) -> UnitCounts:

@@ -80,6 +80,19 @@ def test_fold_mean_resamples_within_each_fold():
     assert np.all(by_unit["a"] + by_unit["b"] == 2) and np.all(by_unit["c"] + by_unit["d"] == 2)
 
 
+def test_leave_one_subject_out_resamples_subjects_across_folds():
+    # one subject per fold (LOSO): drawing within each fold would always redraw the same subject
+    # (a zero-width interval); all subjects are drawn together. Subjects a, b right, c wrong:
+    # fold-mean accuracy is the share of right subjects among the draws (jobs without a draw skipped).
+    folds = {(0, k): table(subject_rows(s, *counts)) for k, (s, counts) in
+             enumerate([("a", (2, 0)), ("b", (2, 0)), ("c", (0, 2))])}
+    data = unit_counts(folds, CLASSES)
+    assert data.strata() is None
+    result = bootstrap_intervals(data, resamples=4000, seed=0)
+    assert result["stratified"] is False
+    assert (result["fold_mean"]["accuracy"]["low"], result["fold_mean"]["accuracy"]["high"]) == (0.0, 1.0)
+
+
 def test_weights_are_seeded_and_recorded():
     a = resample_weights(None, 5, 10, seed=7)
     assert a.shape == (10, 5) and np.all(a.sum(axis=1) == 5)
