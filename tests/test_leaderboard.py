@@ -148,7 +148,8 @@ def board_runs(tmp_path):
 def test_ranking_columns_paper_difference_and_links(board_runs, tmp_path):
     out = tmp_path / "leaderboards"
     written = write_leaderboard([board_runs], out)
-    assert sorted(p.name for p in written) == ["ckplus_7cls_si.md", "index.md", "sensitivity.md"]
+    assert [p.name for p in written] == ["ckplus_7cls_si.md", "index.md", "sensitivity.md",
+                                         "ckplus_7cls_si.html", "index.html", "sensitivity.html"]
     page = (out / "ckplus_7cls_si.md").read_text()
     ranking = tables(section(page, "Ranking"))[0]
     # a beats b and c significantly, b and c are not separated: they share ranks 2-3
