@@ -31,7 +31,7 @@ SUFFIXES = {"K": 1e3, "M": 1e6, "G": 1e9}
 STYLE = """\
 body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 110rem; padding: 0 1rem;
        line-height: 1.45; color: #1b1b1b; }
-table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 0.85rem; }
+table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 0.85rem; display: block; overflow-x: auto; }
 th, td { border: 1px solid #c8c8c8; padding: 0.25rem 0.5rem; vertical-align: top; }
 th { background: #eef1f5; cursor: pointer; user-select: none; white-space: nowrap; }
 th[aria-sort="ascending"]::after { content: " \\25B2"; }
