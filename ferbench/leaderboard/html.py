@@ -37,7 +37,7 @@ th { background: #eef1f5; cursor: pointer; user-select: none; white-space: nowra
 th[aria-sort="ascending"]::after { content: " \\25B2"; }
 th[aria-sort="descending"]::after { content: " \\25BC"; }
 tbody tr:nth-child(even) { background: #f8f8f8; }
-img { max-width: 100%; height: auto; margin: 0.25rem 0; }
+img { max-width: min(100%, 60rem); height: auto; margin: 0.25rem 0; }
 code { background: #f1f1f1; padding: 0 0.2rem; }
 nav { margin-bottom: 1rem; }
 """

@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from statistics import fmean
 
 import numpy as np
@@ -113,7 +114,7 @@ def latency_ms(run: RunResult) -> float | None:
     return _cpu_latency(run).get("median_ms")
 
 
-def _cpu_latency(run: RunResult) -> dict:
+def _cpu_latency(run: RunResult) -> dict[str, Any]:
     return ((run.summary.get("speed") or {}).get("cpu") or {}).get("latency") or {}
 
 
@@ -184,7 +185,7 @@ def cost_plot(runs: list[RunResult], costs: list[float | None], metric: str, cos
     axes.set_xlabel(cost_label)
     axes.set_ylabel(f"{metric} (%)")
     axes.grid(True, alpha=0.3)
-    axes.legend(loc="lower right", fontsize=8)
+    axes.legend(loc="best", fontsize=8)
     return _save(figure, axes, name, title, path,
                  f"{metric} (fold mean) against {cost_label}; the Pareto front (no other model is both better "
                  "and cheaper) in red, its models in bold")
@@ -204,7 +205,7 @@ def source_target_plot(runs: list[RunResult], name: str, path: Path) -> Picture:
         axes.annotate(run.model, (xi, yi), textcoords="offset points", xytext=(5, 4), fontsize=8)
     axes.set(xlim=(0, 100), ylim=(0, 100), xlabel="source accuracy, in-domain (%)", ylabel="target accuracy (%)")
     axes.grid(True, alpha=0.3)
-    axes.legend(loc="upper left", fontsize=8)
+    axes.legend(loc="best", fontsize=8)
     return _save(figure, axes, name, "source vs target accuracy", path,
                  "in-domain source accuracy against target accuracy (fold means); below the diagonal a model "
                  "loses accuracy on the target")
