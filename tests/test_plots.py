@@ -50,8 +50,9 @@ def subject_runs(tmp_path):
     b = make_run(runs, "ckplus_7cls_si", "model_b", [0.6, 0.5, 1.0], correct=CORRECT_B)
     write_subject_predictions(a, CORRECT_A)
     write_subject_predictions(b, CORRECT_B)
-    patch_summary(a, confusion=CONFUSION, intervals={"resamples": 1000, "seed": 0, "unit": "subject", "stratified": True,
-                                                     "fold_mean": {"accuracy": {"low": 0.6, "high": 0.9}}})
+    intervals = {"resamples": 1000, "seed": 0, "unit": "subject", "stratified": True,
+                 "fold_mean": {"accuracy": {"low": 0.6, "high": 0.9}}}
+    patch_summary(a, confusion=CONFUSION, intervals=intervals)
     patch_summary(b, confusion=CONFUSION, params=1_000_000,
                   speed={**SPEED, "cpu": {"latency": {"median_ms": 5.0, "batch_size": 1, "threads": 1}}})
     return runs

@@ -284,13 +284,15 @@ def _pictures(board: Board, out: Path) -> list[str]:
                   "Lowest mean over the models of each model's accuracy (%) on the subject's test images "
                   "(ties by name); *images*: the subject's test predictions per model.", "",
                   _table(rows, ["subject", "mean accuracy", "images", *drawn.subject_models]), ""]
-    without = [run.model for run in board.ranked if run.subject_independent and run.model not in drawn.subject_models]
+    without = [run.model for run in board.ranked
+               if run.subject_independent and run.model not in drawn.subject_models]
     if without:
         lines += [f"Not in the per-subject view (a finished job without predictions): {', '.join(without)}.", ""]
     confusions = [(run, _confusion_copy(run, out)) for run in board.ranked]
     lines += ["## Confusion matrices", ""] + [
         f"![{_label(run.model, run.synthetic)}]({_link_target(copy, out)})" if copy
-        else f"{_label(run.model, run.synthetic)}: no confusion picture in the run directory." for run, copy in confusions]
+        else f"{_label(run.model, run.synthetic)}: no confusion picture in the run directory."
+        for run, copy in confusions]
     return [*lines, ""]
 
 

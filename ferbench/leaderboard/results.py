@@ -198,7 +198,8 @@ class RunResult:
             try:
                 with predictions.open(encoding="utf-8", newline="") as handle:
                     reader = csv.DictReader(handle)
-                    missing = [column for column in (key, "true", "predicted") if column not in (reader.fieldnames or [])]
+                    columns = reader.fieldnames or []
+                    missing = [column for column in (key, "true", "predicted") if column not in columns]
                     if missing:
                         raise DataError(predictions, f"no `{missing[0]}` column")
                     yield from reader
