@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from test_leaderboard import SPEED, make_run, section, tables
 
+from ferbench.errors import DataError
 from ferbench.leaderboard import build_boards, find_runs, write_leaderboard
 from ferbench.leaderboard.plots import draw_board, hardest_subjects, pareto_front, per_class_f1
 from ferbench.report import plot_confusion
@@ -163,3 +164,10 @@ def test_a_cross_dataset_page_plots_source_against_target(tmp_path):
     # the target's people were never trained on: S6-S9 wrong for both, S5 right for model_x only
     assert [(h.subject, h.mean, h.images) for h in drawn.hardest] == \
         [("S6", 0.0, 10), ("S7", 0.0, 10), ("S8", 0.0, 10), ("S9", 0.0, 10), ("S5", 0.5, 10)]
+
+
+def test_predictions_without_a_subject_column_are_named(subject_runs, tmp_path):
+    predictions = subject_runs / "ckplus_7cls_si" / "model_b" / "seed0" / "fold1" / "predictions.csv"
+    predictions.write_text("path,true,predicted\nf1_0.png,anger,anger\n")
+    with pytest.raises(DataError, match=r"model_b/seed0/fold1/predictions.csv: no `subject` column"):
+        write_leaderboard([subject_runs], tmp_path / "lb")
