@@ -417,9 +417,9 @@ def list_protocols(as_json: Annotated[bool, typer.Option("--json", help="Print a
 @app.command()
 def leaderboard(
     run_dirs: Annotated[list[Path], typer.Argument(help="Run output roots (OUT of `ferbench run`), protocol folders or run folders.")],
-    out: Annotated[Path, typer.Option(help="Folder to write the markdown pages into.")] = Path("leaderboards"),
+    out: Annotated[Path, typer.Option(help="Folder to write the markdown and HTML pages into.")] = Path("leaderboards"),
 ) -> None:
-    """Write markdown leaderboard pages from finished runs (never re-runs anything)."""
+    """Write markdown and static HTML leaderboard pages from finished runs (never re-runs anything)."""
     from ferbench.leaderboard import write_leaderboard
 
     pages = write_leaderboard(run_dirs, writable_folder(out, "--out"))

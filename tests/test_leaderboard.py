@@ -8,6 +8,7 @@ import statistics
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from scipy.stats import beta
@@ -148,7 +149,8 @@ def board_runs(tmp_path):
 def test_ranking_columns_paper_difference_and_links(board_runs, tmp_path):
     out = tmp_path / "leaderboards"
     written = write_leaderboard([board_runs], out)
-    assert sorted(p.name for p in written) == ["ckplus_7cls_si.md", "index.md", "sensitivity.md"]
+    assert [p.name for p in written] == ["ckplus_7cls_si.md", "index.md", "sensitivity.md",
+                                         "ckplus_7cls_si.html", "index.html", "sensitivity.html"]
     page = (out / "ckplus_7cls_si.md").read_text()
     ranking = tables(section(page, "Ranking"))[0]
     # a beats b and c significantly, b and c are not separated: they share ranks 2-3
@@ -444,6 +446,17 @@ def test_a_real_run_renders(tmp_path):
     assert (tmp_path / "lb" / link).read_bytes() == (run_dir / "confusion.png").read_bytes()
     assert (tmp_path / "lb" / link).is_file()
     assert f"`{protocol.fingerprint}`" in page
+    # the pictures and the hardest subjects, against the job's predictions.csv read here
+    predictions = pd.read_csv(run_dir / "seed0" / "fold0" / "predictions.csv", dtype={"subject": str})
+    by_subject = (predictions["true"] == predictions["predicted"]).groupby(predictions["subject"]).agg(["mean", "size"])
+    expected = sorted((mean, subject, size) for subject, (mean, size) in by_subject.iterrows())[:5]
+    hardest = tables(section(page, "Pictures"))[0]
+    assert [(r["subject"], r["mean accuracy"], r["images"]) for r in hardest] == \
+        [(subject, f"{mean * 100:.2f}", str(int(size))) for mean, subject, size in expected]
+    for name in ("accuracy_params.png", "per_class_f1.png", "per_subject.png"):
+        assert f"](plots/ckplus_7cls_si/{name})" in page and (tmp_path / "lb" / "plots" / "ckplus_7cls_si" / name).is_file()
+    assert "accuracy_latency.png" not in page  # speed=False: no latency measured
+    assert 'src="plots/ckplus_7cls_si/per_subject.png"' in (tmp_path / "lb" / "ckplus_7cls_si.html").read_text()
 
 
 def test_paper_numbers_are_compared_as_the_paper_aggregated_them(tmp_path):

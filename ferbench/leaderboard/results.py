@@ -13,15 +13,17 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
+from pydantic import (BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, TypeAdapter,
+                      ValidationError)
 
 from ferbench.errors import DataError, FerbenchError
+from ferbench.protocol import SplitSpec, needs_subjects
 from ferbench.runs import (HEADER_FILES, TRAIN_CROSS_VALIDATED, TRAIN_EXTERNAL, TRAIN_HELD_OUT_TARGET, RunDir,
                            header_mismatch, sha256_file)
 
@@ -172,23 +174,67 @@ class RunResult:
 
     def image_correctness(self) -> dict[str, list[bool]]:
         """``path -> [correct, ...]``: whether each finished job's model classified the image
-        correctly, one entry per job that tested it, from ``seed<s>/fold<k>/predictions.csv``
-        (``predictions_target.csv`` for cross-dataset runs; columns ``path``, ``true``, ``predicted``)."""
-        name = "predictions_target.csv" if self.cross_dataset else "predictions.csv"
+        correctly, one entry per job that tested it (see :meth:`prediction_rows`)."""
         correct: dict[str, list[bool]] = {}
+        for row in self.prediction_rows("path"):
+            correct.setdefault(row["path"], []).append(row["true"] == row["predicted"])
+        return correct
+
+    def subject_correctness(self) -> dict[str, tuple[int, int]]:
+        """``subject -> (correct, predicted)``: the test predictions of every finished job
+        counted by the image's ``subject`` (an image counts once per job that tested it: once
+        per seed, and once per fold model on a cross-dataset target). Images without a subject
+        are left out."""
+        counts: dict[str, tuple[int, int]] = {}
+        for row in self.prediction_rows("subject"):
+            if row["subject"]:
+                correct, total = counts.get(row["subject"], (0, 0))
+                counts[row["subject"]] = (correct + (row["true"] == row["predicted"]), total + 1)
+        return counts
+
+    @property
+    def has_predictions(self) -> bool:
+        """Every finished job holds its predictions file (see :meth:`prediction_rows`)."""
+        return all((job / self._predictions_name).is_file() for job in self._done_jobs().values())
+
+    @property
+    def _predictions_name(self) -> str:
+        return "predictions_target.csv" if self.cross_dataset else "predictions.csv"
+
+    def prediction_rows(self, key: str) -> Iterator[dict[str, str]]:
+        """Every row of every finished job's ``seed<s>/fold<k>/predictions.csv``
+        (``predictions_target.csv`` for cross-dataset runs), each holding ``key``, ``true`` and
+        ``predicted`` (class names).
+
+        Raises:
+            DataError: a finished job without its predictions file, or one lacking a column.
+        """
         for job in self._done_jobs().values():
-            predictions = job / name
+            predictions = job / self._predictions_name
             try:
                 with predictions.open(encoding="utf-8", newline="") as handle:
-                    for row in csv.DictReader(handle):
-                        correct.setdefault(row["path"], []).append(row["true"] == row["predicted"])
+                    reader = csv.DictReader(handle)
+                    columns = reader.fieldnames or []
+                    missing = [column for column in (key, "true", "predicted") if column not in columns]
+                    if missing:
+                        raise DataError(predictions, f"no `{missing[0]}` column")
+                    yield from reader
             except FileNotFoundError:
                 raise DataError(predictions, "missing; every finished job writes one") from None
             except OSError as err:
                 raise DataError(predictions, f"cannot read predictions: {err}") from None
-            except KeyError as err:
-                raise DataError(predictions, f"no `{err.args[0]}` column") from None
-        return correct
+
+    @property
+    def subject_independent(self) -> bool:
+        """No test subject's images were trained on: a split that keeps each subject in one fold
+        (:func:`ferbench.protocol.needs_subjects`), or a cross-dataset target (other people)."""
+        split = self.protocol.get("split")
+        if self.cross_dataset or split is None:
+            return self.cross_dataset
+        try:
+            return needs_subjects(TypeAdapter(SplitSpec).validate_python(split))
+        except ValidationError as err:
+            raise DataError(self.path / "protocol.resolved.yaml", f"`split`: {err.errors()[0]['msg']}") from None
 
     def _done_jobs(self) -> dict[tuple[int, int], Path]:
         """``(seed, fold) -> job directory`` of the jobs the summary aggregated (its ``jobs``)
