@@ -1,17 +1,21 @@
 """The results of a run directory: ``summary.json`` (with the confusion PNG) and ``speed.json``
-(see :mod:`ferbench.runs`). The metrics are aggregated by :func:`ferbench.metrics.aggregate`
-and :func:`ferbench.intervals.run_intervals` from the finished jobs' files.
+(see :mod:`ferbench.runs`). The finished jobs' metrics are aggregated by
+:func:`ferbench.metrics.aggregate`; their 95% intervals are bootstrapped by :mod:`ferbench.intervals`
+from the jobs' predictions files (:func:`run_intervals`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ferbench.cards import ModelCard
-from ferbench.intervals import run_intervals
+from ferbench.errors import DataError
+from ferbench.intervals import RESAMPLES, SEED, bootstrap_intervals, unit_counts
 from ferbench.metrics import aggregate, cross_dataset_drop, row_normalise
 from ferbench.pipeline import ProtocolData
 from ferbench.report import plot_confusion
@@ -82,3 +86,25 @@ def run_speed(run: RunDir, card: ModelCard, num_classes: int, device: torch.devi
     report = {"card_fingerprint": card.fingerprint, **speed_report(model, shape, device=str(device))}
     run.write_json("speed.json", report)
     return report
+
+
+def run_intervals(run: RunDir, done: Sequence[tuple[int, int]], side: str, classes: Sequence[str],
+                  resamples: int = RESAMPLES, seed: int = SEED) -> dict[str, Any]:
+    """:func:`~ferbench.intervals.bootstrap_intervals` of a run's finished (seed, fold) jobs, read from their
+    ``predictions.csv`` (``side`` ``test``) or ``predictions_target.csv`` (``target``).
+
+    Raises:
+        DataError: a job without its predictions file, or with a class outside ``classes``.
+    """
+    name = "predictions.csv" if side in ("test", "source") else f"predictions_{side}.csv"
+    tables = {}
+    for seed_, fold in done:
+        path = run.job_dir(seed_, fold) / name
+        if not path.is_file():
+            raise DataError(path, "missing; every finished job keeps its test predictions")
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        named = set(table["true"]) | set(table["predicted"])
+        if not named <= set(classes):
+            raise DataError(path, f"classes {sorted(named - set(classes))} are not the protocol's {list(classes)}")
+        tables[(seed_, fold)] = table
+    return bootstrap_intervals(unit_counts(tables, classes), resamples, seed)
