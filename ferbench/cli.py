@@ -442,7 +442,8 @@ def evaluate(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Score a trained model (or every fold model of a run) under a protocol, never on its own training data."""
-    from ferbench.evaluate import evaluate_checkpoint, evaluate_run, load_trained_model
+    from ferbench.checkpoints import load_trained_model
+    from ferbench.evaluate import evaluate_checkpoint, evaluate_run
     from ferbench.pipeline import attach_images, load_protocol_data
     from ferbench.protocol import load_protocol
     from ferbench.report import format_mean_std, results_table
@@ -489,7 +490,7 @@ def export(
     labels: Annotated[Optional[str], typer.Option(help="The model's label order (default: the checkpoint's run directory).")] = None,
 ) -> None:
     """Export a trained model to ONNX and check ONNX Runtime against PyTorch."""
-    from ferbench.evaluate import load_trained_model
+    from ferbench.checkpoints import load_trained_model
     from ferbench.export import TOLERANCE, export_onnx
 
     trained = load_trained_model(checkpoint, model, _labels(labels))
@@ -510,7 +511,7 @@ def predict(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
     """Print expression probabilities for the face in each image (or video frame)."""
-    from ferbench.evaluate import load_trained_model
+    from ferbench.checkpoints import load_trained_model
     from ferbench.predict import FACE_METHODS, predict_paths
     from ferbench.jobs import resolve_device
 

@@ -35,9 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ferbench.errors import DataError
 from ferbench.metrics import SCALAR_METRICS, scores_from_confusions
-from ferbench.runs import RunDir
 
 LEVEL = 0.95
 RESAMPLES = 1000
@@ -140,28 +138,6 @@ def bootstrap_intervals(data: UnitCounts, resamples: int = RESAMPLES, seed: int 
         "fold_mean": {m: interval(_nanmean_rows(fold_scores[m])) for m in SCALAR_METRICS},
         "pooled": {m: interval(pooled_scores[m]) for m in SCALAR_METRICS},
     }
-
-
-def run_intervals(run: RunDir, done: Sequence[tuple[int, int]], side: str, classes: Sequence[str],
-                  resamples: int = RESAMPLES, seed: int = SEED) -> dict[str, Any]:
-    """:func:`bootstrap_intervals` of a run's finished (seed, fold) jobs, read from their
-    ``predictions.csv`` (``side`` ``test``) or ``predictions_target.csv`` (``target``).
-
-    Raises:
-        DataError: a job without its predictions file, or with a class outside ``classes``.
-    """
-    name = "predictions.csv" if side in ("test", "source") else f"predictions_{side}.csv"
-    tables = {}
-    for seed_, fold in done:
-        path = run.job_dir(seed_, fold) / name
-        if not path.is_file():
-            raise DataError(path, "missing; every finished job keeps its test predictions")
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-        named = set(table["true"]) | set(table["predicted"])
-        if not named <= set(classes):
-            raise DataError(path, f"classes {sorted(named - set(classes))} are not the protocol's {list(classes)}")
-        tables[(seed_, fold)] = table
-    return bootstrap_intervals(unit_counts(tables, classes), resamples, seed)
 
 
 def binomial_interval(correct: int, total: int, level: float = LEVEL) -> dict[str, float]:

@@ -3,20 +3,18 @@
 A job trains the card's model on the fold's training indices only (``validation``, when the
 split has one, only selects the epoch), predicts the fold's test indices (and, across datasets,
 the whole target) and returns ``metrics.json``, ``predictions*.csv``, ``confusion*.csv`` and
-``model.pt`` / ``model.pkl`` as bytes. It reads and writes no file, so a process pool or a Dask
-worker on another machine can run it; the runner writes what it returns.
+``model.pt`` / ``model.pkl`` (:mod:`ferbench.runs.job_files`) as bytes. It reads and writes no
+file, so a process pool or a Dask worker on another machine can run it; the runner writes what
+it returns.
 """
 
 from __future__ import annotations
 
-import io
-import pickle
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from ferbench import plugins
@@ -24,8 +22,10 @@ from ferbench.cards import ModelCard
 from ferbench.errors import FerbenchError
 from ferbench.io import json_bytes
 from ferbench.metrics import fold_metrics
+from ferbench.models.checkpoint import load_weights
 from ferbench.pipeline import ProtocolData
 from ferbench.runs import job_fingerprint
+from ferbench.runs.job_files import confusion_csv, model_file, predictions_csv
 from ferbench.splits import Fold
 from ferbench.training import can_stack, fit, fit_stacked, predict_proba, seed_everything, teacher_forward
 
@@ -133,7 +133,7 @@ def evaluate_job(data: ProtocolData, job: Job, model: Any, device: torch.device)
         files[f"predictions{suffix}.csv"] = predictions_csv([samples[i] for i in idx], [keys[i] for i in idx],
                                                             labels[idx], pred, probs, classes).encode()
         files[f"confusion{suffix}.csv"] = confusion_csv(metrics["confusion"], classes).encode()
-    files.update(_model_file(model))
+    files.update(model_file(model))
     files["metrics.json"] = json_bytes(results)
     return files
 
@@ -143,8 +143,8 @@ def _teacher(job: Job, num_classes: int, device: torch.device) -> Any:
     teacher logits (see ``teacher_forward``)."""
     if job.teacher_card is None:
         return None
-    teacher = build_model(job.teacher_card, num_classes)
-    teacher.load_state_dict(torch.load(io.BytesIO(job.teacher_state), map_location="cpu", weights_only=True))
+    teacher = load_weights(build_model(job.teacher_card, num_classes), job.teacher_state,
+                           origin=f"the teacher model of seed{job.seed}/fold{job.fold.index}")
     return teacher_forward(teacher.to(device), job.teacher_card, job.card)
 
 
@@ -158,38 +158,6 @@ def train_model(card: ModelCard, images: np.ndarray, y: np.ndarray, num_classes:
     held_out = None if validation is None else (torch.from_numpy(validation[0]), torch.from_numpy(validation[1]))
     return fit(model, card, torch.from_numpy(images), torch.from_numpy(y), device, seed, teacher=teacher,
                progress=progress, validation=held_out)
-
-
-def predictions_csv(samples: list, keys: Sequence[str], y_true: np.ndarray, y_pred: np.ndarray, probs: np.ndarray,
-                    classes: list[str]) -> str:
-    """CSV text: path, subject, true and predicted class, then ``p_<class>`` probabilities.
-
-    ``path`` is each sample's key relative to its dataset root (``keys``, one per sample, from
-    :meth:`~ferbench.pipeline.ProtocolData.keys`), so runs on copies of a dataset in different
-    places write the same file."""
-    frame = pd.DataFrame({
-        "path": list(keys),
-        "subject": [s.subject for s in samples],
-        "true": [classes[i] for i in y_true],
-        "predicted": [classes[i] for i in y_pred],
-    })
-    for k, name in enumerate(classes):
-        frame[f"p_{name}"] = np.round(probs[:, k], 6)
-    return frame.to_csv(index=False)
-
-
-def confusion_csv(confusion: Any, classes: list[str]) -> str:
-    """CSV text of a K x K confusion matrix (rows true, columns predicted), labelled by class."""
-    return pd.DataFrame(confusion, index=classes, columns=classes).to_csv()
-
-
-def _model_file(model: Any) -> dict[str, bytes]:
-    """``model.pt`` (state dict) for a torch model, ``model.pkl`` for a classical one."""
-    if not isinstance(model, torch.nn.Module):
-        return {"model.pkl": pickle.dumps(model)}
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    return {"model.pt": buffer.getvalue()}
 
 
 def build_model(card: ModelCard, num_classes: int) -> Any:

@@ -2,7 +2,7 @@
 
 Per picture: find the largest face with OpenCV's Haar cascade (:func:`~ferbench.preprocess.detect_face`;
 ``face="none"`` takes the whole picture), crop it with :func:`~ferbench.preprocess.crop_face` and
-predict with the trained model (:class:`~ferbench.evaluate.TrainedModel`: its card's input and
+predict with the trained model (:class:`~ferbench.checkpoints.TrainedModel`: its card's input and
 test-time crops, its label order). The crop follows the protocol the model was trained under
 (margin, crop size, gray or colour, Haar minimum face) when the checkpoint's run directory or
 ONNX metadata records it; otherwise the protocol defaults (margin 0.2, minimum face 0.15 of the
@@ -23,7 +23,7 @@ import torch
 
 from ferbench.data.base import read_image_file
 from ferbench.errors import DataError
-from ferbench.evaluate import TrainedModel
+from ferbench.checkpoints import TrainedModel
 from ferbench.io import atomic_write_bytes
 from ferbench.preprocess import crop_face, detect_face
 from ferbench.preprocess.faces import Box, to_gray

@@ -14,26 +14,22 @@ writes and again with its ``summary.json``, never before (see :mod:`ferbench.run
 from __future__ import annotations
 
 import logging
-import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from ferbench.cards import ModelCard, load_card
 from ferbench.executors import Executor, SequentialExecutor
-from ferbench.jobs import Job, build_model, resolve_device
-from ferbench.intervals import run_intervals
-from ferbench.io import atomic_write_text, json_bytes
-from ferbench.metrics import aggregate, cross_dataset_drop, row_normalise
-from ferbench.preprocess.sheet import protocol_faces_png
+from ferbench.jobs import Job, resolve_device
 from ferbench.pipeline import ProtocolData, data_fingerprint
-from ferbench.report import plot_confusion
-from ferbench.runs import TRAIN_CROSS_VALIDATED, TRAIN_HELD_OUT_TARGET, RunDir, environment, job_inputs
+from ferbench.runs import RunDir, job_inputs
+from ferbench.runs.header import run_header, write_run_header
+from ferbench.runs.job_files import load_job_model
+from ferbench.runs.summary import run_speed, summarise
 from ferbench.speed import count_parameters
 from ferbench.splits import Fold
 
@@ -147,7 +143,7 @@ def _finish(data: ProtocolData, folds: list[Fold], plan: _CardPlan, options: Run
     if done:
         summary["params"] = count_parameters(load_job_model(run, card, num_classes, *done[0]))
     if options.speed:
-        summary["speed"] = _speed(run, card, num_classes, resolve_device(options.device), done)
+        summary["speed"] = run_speed(run, card, num_classes, resolve_device(options.device), done)
     run.write_json("summary.json", summary)
     return summary
 
@@ -162,123 +158,6 @@ def apply_deviations(card: ModelCard, options: RunOptions) -> tuple[ModelCard, d
     if options.repeats is not None:
         card, deviations["repeats"] = card.with_repeats(options.repeats), options.repeats
     return card, deviations
-
-
-def run_header(data: ProtocolData, card: ModelCard, deviations: dict[str, Any], data_fp: str,
-               teacher: ModelCard | None = None) -> dict[str, Any]:
-    """The ``run.json`` of ``card`` under ``data``'s protocol (:data:`ferbench.runs.HEADER_KEYS`);
-    ``data_fp`` is :func:`~ferbench.pipeline.data_fingerprint` of ``data``."""
-    return {"protocol": data.protocol.id, "model": card.name, "fingerprint": data.protocol.fingerprint,
-            "data_fingerprint": data_fp, "card_fingerprint": card.fingerprint, "deviations": dict(deviations),
-            "teacher_card_fingerprint": teacher.fingerprint if teacher is not None else None}
-
-
-def write_run_header(run: RunDir, data: ProtocolData, folds: list[Fold], card: ModelCard,
-                     header: dict[str, Any]) -> None:
-    """Write the header files of ``header`` (see :func:`run_header` and :meth:`RunDir.write_header`):
-    the resolved protocol and card, ``env.json``, ``folds.json`` (subjects and root-relative
-    sample keys per fold), ``preprocess.json`` (each side's preprocessing report: methods,
-    detection rate, eye spread, every image it skipped) and ``faces.png`` (each side's contact
-    sheet, :mod:`ferbench.preprocess.sheet`)."""
-    import yaml
-
-    samples, keys = data.samples, data.keys()
-    folds_record = [
-        {"fold": f.index,
-         "train_subjects": sorted({str(samples[i].subject) for i in f.train}),
-         "test_subjects": sorted({str(samples[i].subject) for i in f.test}),
-         "train": len(f.train), "test": len(f.test),
-         # root-relative sample keys: what the fold's model trained on (and selected its epoch on)
-         "train_keys": sorted(keys[i] for i in np.concatenate([f.train, f.validation]).astype(int)),
-         "test_keys": sorted(keys[i] for i in f.test)}
-        for f in folds
-    ]
-    preprocess = [{"role": side.role, "dataset": side.dataset, "report": side.preprocess_report}
-                  for side in data.all_sides()]
-    run.write_header(header, {
-        "protocol.resolved.yaml": yaml.safe_dump(data.protocol.resolved_dict(), sort_keys=False).encode(),
-        "card.resolved.yaml": yaml.safe_dump(card.resolved_dict(), sort_keys=False).encode(),
-        "env.json": json_bytes({**environment(), "deviations": header["deviations"]}),
-        "folds.json": json_bytes(folds_record),
-        "preprocess.json": json_bytes(preprocess),
-        "faces.png": protocol_faces_png(data),  # every side's faces as the network receives them
-    })
-
-
-def summarise(run: RunDir, data: ProtocolData, card: ModelCard, jobs: list[tuple[int, int, str]],
-              header: dict[str, Any]) -> dict[str, Any]:
-    """Aggregate the finished jobs of a run into ``summary.json`` (and the confusion PNG).
-
-    The summary repeats ``header`` (``run.json``), so a reader can check that its numbers
-    belong to the header of the directory, and lists the finished jobs it aggregates
-    (``jobs``: seed, fold, fingerprint)."""
-    protocol = data.protocol
-    classes = list(protocol.classes)
-    done = [(s, k, fp) for s, k, fp in jobs if run.is_done(s, k, fp)]
-    per_job = [run.read_json(f"seed{s}", f"fold{k}", "metrics.json") for s, k, _ in done]
-    primary_side = "target" if data.target is not None else "test"
-    side_metrics = [j[primary_side] for j in per_job if primary_side in j]
-    summary: dict[str, Any] = {
-        **header,
-        "architecture": card.model,
-        "classes": classes,
-        "synthetic": data.synthetic,
-        "cross_dataset": data.target is not None,
-        "train_status": TRAIN_HELD_OUT_TARGET if data.target is not None else TRAIN_CROSS_VALIDATED,
-        "jobs_done": len(done),
-        "jobs_total": len(jobs),
-        "complete": len(done) == len(jobs),
-        "seeds": sorted({s for s, _, _ in jobs}),
-        "jobs": [{"seed": s, "fold": k, "fingerprint": fp} for s, k, fp in done],
-        "reported": [r.model_dump() for r in card.reported if r.protocol == protocol.id],
-    }
-    if side_metrics:
-        agg = aggregate(side_metrics)
-        summary["metrics"] = {k: v for k, v in agg.items() if isinstance(v, dict) and "mean" in v}
-        summary["confusion"] = agg["confusion"]
-        summary["confusion_normalised"] = np.round(row_normalise(agg["confusion"]), 4).tolist()
-        summary["pooled"] = agg["pooled"]
-        summary["intervals"] = run_intervals(run, [(s, k) for s, k, _ in done], primary_side, classes)  # 95% cluster bootstrap
-        suffix = "" if primary_side == "test" else f"_{primary_side}"
-        plot_confusion(np.asarray(agg["confusion"]), classes, run.root / f"confusion{suffix}.png",
-                       title=f"{card.name} on {protocol.id}{' (synthetic)' if data.synthetic else ''}")
-    if data.target is not None:
-        source = [j["source"] for j in per_job if "source" in j]
-        if source and side_metrics:
-            src = aggregate(source)
-            summary["source_metrics"] = {k: v for k, v in src.items() if isinstance(v, dict) and "mean" in v}
-            summary["drop"] = cross_dataset_drop(
-                {"accuracy": src["accuracy"]["mean"]}, {"accuracy": summary["metrics"]["accuracy"]["mean"]})
-    return summary
-
-
-def load_job_model(run: RunDir, card: ModelCard, num_classes: int, seed: int, fold: int) -> Any:
-    """The model a finished job trained, from its ``model.pt`` (state dict) or ``model.pkl``."""
-    job_dir = run.job_dir(seed, fold)
-    if (job_dir / "model.pkl").is_file():
-        return pickle.loads((job_dir / "model.pkl").read_bytes())
-    model = build_model(card, num_classes)
-    model.load_state_dict(torch.load(job_dir / "model.pt", map_location="cpu", weights_only=True))
-    return model.eval()
-
-
-def _speed(run: RunDir, card: ModelCard, num_classes: int, device: torch.device,
-           done: list[tuple[int, int]]) -> dict[str, Any]:
-    """Speed and size of the card's model, measured once per card fingerprint (``speed.json``).
-
-    Measured on a trained model of the run (classical models cannot predict untrained)."""
-    from ferbench.speed import speed_report
-
-    cached = run.read_json_or_none("speed.json")  # an unreadable one is measured again
-    if cached is not None and cached.get("card_fingerprint") == card.fingerprint:
-        return cached
-    if not done:
-        return {}
-    model = load_job_model(run, card, num_classes, *done[0])
-    shape = (card.input.channels, *card.input.size)
-    report = {"card_fingerprint": card.fingerprint, **speed_report(model, shape, device=str(device))}
-    run.write_json("speed.json", report)
-    return report
 
 
 def card_fits(card: ModelCard, protocol: Any) -> bool:

@@ -14,9 +14,10 @@ import torch
 from typer.testing import CliRunner
 
 from ferbench.cards import load_card
+from ferbench.checkpoints import load_trained_model
 from ferbench.cli import app
 from ferbench.errors import DataError, FerbenchError, UnknownName
-from ferbench.evaluate import LabelMapping, evaluate_checkpoint, load_trained_model
+from ferbench.evaluate import LabelMapping, evaluate_checkpoint
 from ferbench.pipeline import attach_images, load_protocol_data
 from ferbench.protocol import load_protocol
 from ferbench.runner import RunOptions, run_card

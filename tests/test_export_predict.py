@@ -13,9 +13,9 @@ import torch
 from typer.testing import CliRunner
 
 from ferbench.cards import load_card
+from ferbench.checkpoints import load_trained_model
 from ferbench.cli import app
 from ferbench.errors import FerbenchError
-from ferbench.evaluate import load_trained_model
 from ferbench.export import OnnxModule, export_onnx, onnx_latency
 from ferbench.pipeline import attach_images, load_protocol_data
 from ferbench.plugins import build_model

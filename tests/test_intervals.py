@@ -15,11 +15,11 @@ from ferbench.intervals import (
     binomial_interval,
     bootstrap_intervals,
     resample_weights,
-    run_intervals,
     unit_counts,
 )
 from ferbench.metrics import aggregate, fold_metrics
 from ferbench.runs import RunDir
+from ferbench.runs.summary import run_intervals
 
 CLASSES = ["anger", "happy"]
 

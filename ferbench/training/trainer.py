@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import random
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -34,8 +33,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from ferbench.cards import ModelCard, OptimizerSpec, Recipe
-from ferbench.errors import DataError, ProtocolError
-from ferbench.models.checkpoint import read_state_dict
+from ferbench.errors import ProtocolError
+from ferbench.models.checkpoint import load_weights
 from ferbench.training.augment import Augmenter
 from ferbench.training.inputs import match_channels, prepare, resize, resize_uint8
 from ferbench.training.objectives import Objective, objective_class
@@ -198,18 +197,8 @@ def teacher_forward(teacher: nn.Module, teacher_card: ModelCard, student_card: M
 def load_init_checkpoint(model: nn.Module, path: str | Path) -> None:
     """Copy into ``model`` every tensor of the state dict file at ``path`` whose name and shape
     match (a ``state_dict`` or ``model`` wrapper is unwrapped). The rest, e.g. a classifier
-    trained for another class count, keeps its initialisation, with a warning."""
-    path = Path(path)
-    state = read_state_dict(path)
-    own = model.state_dict()
-    fitting = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
-    if not fitting:
-        raise DataError(path, "no tensor of this checkpoint fits the model (names or shapes differ)")
-    left = sorted(set(own) - set(fitting))
-    if left:
-        warnings.warn(f"{path}: {len(left)} model tensors keep their initialisation "
-                      f"({', '.join(left[:5])}{', ...' if len(left) > 5 else ''})", stacklevel=2)
-    model.load_state_dict(fitting, strict=False)
+    trained for another class count, keeps its initialisation, with a warning (:func:`load_weights`)."""
+    load_weights(model, path, keep_fresh=lambda key: True)
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -22,16 +22,18 @@ with results of the same header (:meth:`RunDir.write_header`): when a run writes
 job and again when it writes its summary. Writing a header first removes a ``summary.json``
 (and a ``speed.json``) made under another header, so a failed or killed rerun with a changed
 protocol leaves the old header with the old summary, and never the new header with old numbers.
+
+This package is the one home of the run directory: this module holds its layout (:class:`RunDir`)
+and the integrity of its jobs and header; what goes into the files lives in its submodules:
+:mod:`ferbench.runs.header` (``run.json`` and the header files), :mod:`ferbench.runs.job_files`
+(a job's predictions, confusion and model files, and loading a job's model back) and
+:mod:`ferbench.runs.summary` (``summary.json``, ``speed.json`` and the confusion PNG).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import platform
-import subprocess
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,37 +172,3 @@ class RunDir:
         except (OSError, ValueError):
             return None
         return obj if isinstance(obj, dict) else None
-
-
-def environment() -> dict[str, Any]:
-    """Versions, platform and git commit, for ``env.json``."""
-    import numpy
-    import sklearn
-    import timm
-    import torch
-
-    import ferbench
-
-    env: dict[str, Any] = {
-        "ferbench": ferbench.__version__,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "timm": timm.__version__,
-        "numpy": numpy.__version__,
-        "scikit-learn": sklearn.__version__,
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "cpu_threads": torch.get_num_threads(),
-        "git_commit": _git_commit(),
-    }
-    return env
-
-
-def _git_commit() -> str | None:
-    repo = Path(__file__).resolve().parents[1]
-    try:
-        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
