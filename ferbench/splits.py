@@ -21,9 +21,7 @@ from sklearn.model_selection import KFold, LeaveOneGroupOut, StratifiedGroupKFol
 
 from ferbench.data.base import Sample
 from ferbench.errors import SplitError
-
-SUBJECT_INDEPENDENT = {"subject_kfold", "loso"}
-
+from ferbench.protocol import SplitSpec
 
 @dataclass(frozen=True)
 class Fold:
@@ -172,18 +170,18 @@ def subject_overlap(folds: Sequence[Fold], subjects: Sequence[str | None]) -> bo
     return False
 
 
-def make_folds(split: Any, samples: Sequence[Sample], y: np.ndarray, base_dir: Path | None = None) -> list[Fold]:
+def make_folds(split: SplitSpec, samples: Sequence[Sample], y: np.ndarray, base_dir: Path | None = None) -> list[Fold]:
     """Build the folds of a protocol ``split`` block over the selected ``samples``.
 
-    ``y`` are the class indices. Subject-independent rules (``subject_kfold``, ``loso``) and
-    subject fold files are checked with :func:`assert_no_leakage`; every rule is checked for
-    empty test folds.
+    ``y`` are the class indices. Subject-independent rules (``split.subject_independent``:
+    ``subject_kfold``, ``loso``, fold files by subject) are checked with :func:`assert_no_leakage`;
+    every rule is checked for empty test folds.
     """
     n = len(samples)
     X = np.zeros(n)
     subjects = [s.subject for s in samples]
     kind = split.type
-    if kind in SUBJECT_INDEPENDENT or (kind == "fold_file" and split.by == "subject"):
+    if split.subject_independent:
         if any(s is None for s in subjects):
             raise SplitError(f"split `{kind}` needs subject identities, but this dataset has none; "
                              "use `official` or `random_kfold`")
@@ -218,7 +216,7 @@ def make_folds(split: Any, samples: Sequence[Sample], y: np.ndarray, base_dir: P
             raise SplitError(f"split `{kind}`: fold {fold.index} has no test sample")
         if len(fold.train) == 0:
             raise SplitError(f"split `{kind}`: fold {fold.index} has no training sample")
-    if kind in SUBJECT_INDEPENDENT or (kind == "fold_file" and split.by == "subject"):
+    if split.subject_independent:
         assert_no_leakage(folds, subjects)
     return folds
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import ferbench
-from ferbench.protocol import is_synthetic, load_protocol
+from ferbench.protocol import is_synthetic, load_protocol, side_blocks
 
 PROTOCOLS_ENV = "FERBENCH_PROTOCOLS"
 
@@ -52,10 +52,7 @@ def catalogue(folder: Path | None = None) -> list[dict[str, Any]]:
 
 def _dataset_specs(protocol: dict[str, Any]) -> list[dict[str, Any]]:
     """The ``dataset`` blocks of a resolved protocol: source side(s) first, target last."""
-    cross = protocol.get("cross_dataset")
-    if cross:
-        return [side["dataset"] for side in cross["train"]] + [cross["test"]["dataset"]]
-    return [protocol["dataset"]]
+    return [side["dataset"] for _, side in side_blocks(protocol)]
 
 
 def dataset_names(protocol: dict[str, Any]) -> list[str]:
@@ -87,9 +84,7 @@ def describe_data(protocol: dict[str, Any]) -> str:
 
 def describe_frames(protocol: dict[str, Any]) -> str:
     """The frame rule of each side, e.g. ``last 3 + first frame as neutral (all sequences)``."""
-    cross = protocol.get("cross_dataset")
-    sides = [*cross["train"], cross["test"]] if cross else [protocol]
-    texts = [_frames_text(side.get("frames") or {}) for side in sides]
+    texts = [_frames_text(side.get("frames") or {}) for _, side in side_blocks(protocol)]
     return texts[0] if len(set(texts)) == 1 else " -> ".join(texts)
 
 

@@ -9,7 +9,6 @@ from ferbench.preprocess.cache import PREPROCESS_VERSION
 from ferbench.preprocess.faces import center_box, crop_face, detect_face, landmark_box
 from ferbench.preprocess.pipeline import (
     PreprocessResult,
-    PreprocessSpecLike,
     measure_haar_rate,
     preprocess_samples,
 )
@@ -17,7 +16,6 @@ from ferbench.preprocess.pipeline import (
 __all__ = [
     "PREPROCESS_VERSION",
     "PreprocessResult",
-    "PreprocessSpecLike",
     "center_box",
     "crop_face",
     "detect_face",
