@@ -3,7 +3,8 @@
 Each splitter has one method, ``split(X, y, groups)``, yielding ``(train, test)`` index arrays
 (``X`` is only used for its length; ``groups`` holds subject ids). :func:`make_folds` turns a
 protocol's ``split`` block into a list of :class:`Fold` and, for every subject-independent
-rule, *asserts* that no subject is on both sides (:func:`assert_no_leakage`).
+rule, *asserts* that no subject is on both sides (:func:`assert_no_leakage`); every job checks
+its own fold again before it trains (:func:`check_isolation`).
 """
 
 from __future__ import annotations
@@ -156,6 +157,25 @@ def assert_no_leakage(folds: Sequence[Fold], subjects: Sequence[str | None]) -> 
         shared = (set(subjects[fold.train].tolist()) | set(subjects[fold.validation].tolist())) & set(subjects[fold.test].tolist())
         if shared:
             raise SplitError(f"fold {fold.index}: subjects on both sides (leakage): {sorted(map(str, shared))[:10]}")
+
+
+def check_isolation(fold: Fold, keys: Sequence[str], subjects: Sequence[str | None] | None = None,
+                    other_test_keys: Sequence[str] = ()) -> None:
+    """Raise :class:`SplitError` when a test image of ``fold`` is also one of its training or
+    validation images, or, given ``subjects`` (for subject-independent splits), when a subject
+    has images on both sides.
+
+    ``keys`` and ``subjects`` hold one entry per sample the fold's indices point into
+    (:attr:`Sample.key`); ``other_test_keys`` are the keys of further test images (the target
+    of a cross-dataset protocol)."""
+    keys = np.asarray(keys, dtype=object)
+    trained = set(keys[fold.train].tolist()) | set(keys[fold.validation].tolist())
+    shared = trained & (set(keys[fold.test].tolist()) | set(other_test_keys))
+    if shared:
+        raise SplitError(f"fold {fold.index}: {len(shared)} test images are also training images (leakage), "
+                         f"e.g. {sorted(shared)[:3]}")
+    if subjects is not None:
+        assert_no_leakage([fold], subjects)
 
 
 def subject_overlap(folds: Sequence[Fold], subjects: Sequence[str | None]) -> bool | None:
