@@ -1,8 +1,9 @@
 """Where training jobs run: in this process, in a pool of local processes, or on a Dask cluster.
 
 Every executor has one method, ``run(data, jobs, device)``, which computes each job with
-:func:`ferbench.jobs.compute_job` and yields ``(job.key, files)`` as jobs finish (in any
-order). Executors never write files: the runner writes what they yield, so the run directory
+:func:`ferbench.jobs.compute_job` (or, stacked, ``compute_jobs_stacked``; both refuse a fold
+whose training and test images overlap, wherever they run) and yields ``(job.key, files)`` as
+jobs finish (in any order). Executors never write files: the runner writes what they yield, so the run directory
 has the same layout whichever executor ran it. Each job seeds itself (``ferbench.training``),
 so its files are identical under every executor given the same device and the same number of
 torch threads per job: on a CPU, float sums depend on the thread count, and a job trained

@@ -1,7 +1,8 @@
 """One training job: (protocol, card, seed, fold) -> the files of its job directory.
 
-A job trains the card's model on the fold's training indices only (``validation``, when the
-split has one, only selects the epoch), predicts the fold's test indices (and, across datasets,
+A job checks that its fold's training and test images are apart (:func:`check_job_isolation`),
+trains the card's model on the fold's training indices only (``validation``, when the split has
+one, only selects the epoch), predicts the fold's test indices (and, across datasets,
 the whole target) and returns ``metrics.json``, ``predictions*.csv``, ``confusion*.csv`` and
 ``model.pt`` / ``model.pkl`` as bytes. It reads and writes no file, so a process pool or a Dask
 worker on another machine can run it; the runner writes what it returns.
