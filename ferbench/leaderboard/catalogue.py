@@ -11,8 +11,20 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
 import ferbench
-from ferbench.protocol import is_synthetic, load_protocol, side_blocks
+from ferbench.protocol import (
+    FoldFileSplit,
+    LosoSplit,
+    OfficialSplit,
+    RandomKFold,
+    SplitSpec,
+    SubjectKFold,
+    is_synthetic,
+    load_protocol,
+    side_blocks,
+)
 
 PROTOCOLS_ENV = "FERBENCH_PROTOCOLS"
 
@@ -112,15 +124,16 @@ def describe_split(protocol: dict[str, Any]) -> str:
 
 
 def _split_text(split: dict[str, Any]) -> str:
-    kind = split["type"]
-    if kind == "subject_kfold":
-        how = ", stratified subject groups" if split.get("assign") == "stratified_group" else ""
-        return f"subject-independent {split['k']}-fold{how}"
-    if kind == "random_kfold":
-        return f"random {split['k']}-fold (not subject-independent)"
-    if kind == "loso":
+    spec = TypeAdapter(SplitSpec).validate_python(split)
+    independence = "subject-independent" if spec.subject_independent else "not subject-independent"
+    if isinstance(spec, SubjectKFold):
+        how = ", stratified subject groups" if spec.assign == "stratified_group" else ""
+        return f"{independence} {spec.k}-fold{how}"
+    if isinstance(spec, RandomKFold):
+        return f"random {spec.k}-fold ({independence})"
+    if isinstance(spec, LosoSplit):
         return "leave-one-subject-out"
-    if kind == "official":
-        return f"official split (train {'+'.join(split['train'])}, test {'+'.join(split['test'])})"
-    by = "subject-independent" if split.get("by") == "subject" else "not subject-independent"
-    return f"fold file by {split.get('by')} ({by})"
+    if isinstance(spec, OfficialSplit):
+        return f"official split (train {'+'.join(spec.train)}, test {'+'.join(spec.test)})"
+    assert isinstance(spec, FoldFileSplit)
+    return f"fold file by {spec.by} ({independence})"
