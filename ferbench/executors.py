@@ -1,8 +1,9 @@
 """Where training jobs run: in this process, in a pool of local processes, or on a Dask cluster.
 
 Every executor has one method, ``run(data, jobs, device)``, which computes each job with
-:func:`ferbench.jobs.compute_job` and yields ``(job.key, files)`` as jobs finish (in any
-order). Executors never write files: the runner writes what they yield, so the run directory
+:func:`ferbench.jobs.compute_job` (or, stacked, ``compute_jobs_stacked``; both refuse a fold
+whose training and test images overlap, wherever they run) and yields ``(job.key, files)`` as
+jobs finish (in any order). Executors never write files: the runner writes what they yield, so the run directory
 has the same layout whichever executor ran it. Each job seeds itself (``ferbench.training``),
 so its files are identical under every executor given the same device and the same number of
 torch threads per job: on a CPU, float sums depend on the thread count, and a job trained
@@ -24,11 +25,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Protocol
 
-import numpy as np
 import torch
 
 from ferbench.errors import FerbenchError
@@ -56,10 +56,8 @@ class SequentialExecutor:
 
     STACK_SIZE = 10
 
-    def __init__(self, progress: bool = False, on_train_indices: Callable[[np.ndarray], None] | None = None,
-                 stack_folds: bool | None = None):
+    def __init__(self, progress: bool = False, stack_folds: bool | None = None):
         self.progress = progress
-        self.on_train_indices = on_train_indices  # test hook, see compute_job
         self.stack_folds = stack_folds
 
     def run(self, data: ProtocolData, jobs: Sequence[Job], device: str) -> Finished:
@@ -71,7 +69,7 @@ class SequentialExecutor:
             if stack and stackable(data, job, resolved, verdicts):
                 groups.setdefault(job.card.name, []).append(job)
             else:
-                yield job.key, compute_job(data, job, resolved, self.progress, self.on_train_indices)
+                yield job.key, compute_job(data, job, resolved, self.progress)
         for group in groups.values():
             for start in range(0, len(group), self.STACK_SIZE):
                 chunk = group[start:start + self.STACK_SIZE]

@@ -20,25 +20,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Protocol as TypingProtocol
 
 from ferbench.data.base import Sample
 from ferbench.errors import DataError, FerbenchError
-
-
-class FramesRule(TypingProtocol):
-    """The fields of the protocol's ``frames`` block that this module reads."""
-
-    select: str
-    n: int | None
-    first_as_neutral: str
-    intensities: Sequence[int] | None
-
+from ferbench.protocol import FramesSpec
 
 NEUTRAL_ROLE = "first_as_neutral"
 
 
-def select_frames(samples: Sequence[Sample], rule: FramesRule, sequential: bool,
+def select_frames(samples: Sequence[Sample], rule: FramesSpec, sequential: bool,
                   peak_frame: str = "last") -> list[Sample]:
     """Apply ``rule`` to a loader's samples; return the selected samples, labels final.
 
@@ -63,7 +53,7 @@ def select_frames(samples: Sequence[Sample], rule: FramesRule, sequential: bool,
     return kept
 
 
-def _select_from_sequences(samples: Sequence[Sample], rule: FramesRule) -> list[Sample]:
+def _select_from_sequences(samples: Sequence[Sample], rule: FramesSpec) -> list[Sample]:
     sequences: dict[tuple, list[Sample]] = defaultdict(list)
     for sample in samples:
         sequences[(sample.subject, sample.sequence)].append(sample)
@@ -84,7 +74,7 @@ def _select_from_sequences(samples: Sequence[Sample], rule: FramesRule) -> list[
     return selected
 
 
-def _pick(frames: list[Sample], rule: FramesRule) -> list[Sample]:
+def _pick(frames: list[Sample], rule: FramesSpec) -> list[Sample]:
     """The expression frames of one labelled sequence (sorted by frame number)."""
     if rule.select == "all":
         return list(frames)
@@ -101,7 +91,7 @@ def _pick(frames: list[Sample], rule: FramesRule) -> list[Sample]:
     raise ValueError(f"unknown frame selection `{rule.select}`")
 
 
-def _check_peak_is_last(samples: Sequence[Sample], rule: FramesRule, peak_frame: str) -> None:
+def _check_peak_is_last(samples: Sequence[Sample], rule: FramesSpec, peak_frame: str) -> None:
     """Refuse ``peak`` / ``last_n`` for onset-apex-offset sequences, whose last frames are neutral again."""
     if peak_frame != "last" and rule.select in ("peak", "last_n"):
         dataset = samples[0].dataset if samples else "this dataset"
@@ -125,7 +115,7 @@ def _check_labelled_frame_is_last(frames: list[Sample]) -> list[Sample]:
     return frames
 
 
-def _check_layout_has_frames(samples: Sequence[Sample], rule: FramesRule) -> None:
+def _check_layout_has_frames(samples: Sequence[Sample], rule: FramesSpec) -> None:
     """CK+48 ships only the last 3 frames of labelled sequences: refuse rules needing others."""
     if not any(s.attrs.get("layout") == "ck48" for s in samples[:1]):
         return

@@ -1,7 +1,8 @@
 """One training job: (protocol, card, seed, fold) -> the files of its job directory.
 
-A job trains the card's model on the fold's training indices only (``validation``, when the
-split has one, only selects the epoch), predicts the fold's test indices (and, across datasets,
+A job checks that its fold's training and test images are apart (:func:`check_job_isolation`),
+trains the card's model on the fold's training indices only (``validation``, when the split has
+one, only selects the epoch), predicts the fold's test indices (and, across datasets,
 the whole target) and returns ``metrics.json``, ``predictions*.csv``, ``confusion*.csv`` and
 ``model.pt`` / ``model.pkl`` (:mod:`ferbench.runs.job_files`) as bytes. It reads and writes no
 file, so a process pool or a Dask worker on another machine can run it; the runner writes what
@@ -10,7 +11,7 @@ it returns.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from ferbench.models.checkpoint import load_weights
 from ferbench.pipeline import ProtocolData
 from ferbench.runs import job_fingerprint
 from ferbench.runs.job_files import confusion_csv, model_file, predictions_csv
-from ferbench.splits import Fold
+from ferbench.splits import Fold, check_isolation
 from ferbench.training import can_stack, fit, fit_stacked, predict_proba, seed_everything, teacher_forward
 
 
@@ -65,18 +66,24 @@ class Job:
         return self.card.name, self.seed, self.fold.index
 
 
-def compute_job(data: ProtocolData, job: Job, device: torch.device, progress: bool = False,
-                on_train_indices: Callable[[np.ndarray], None] | None = None) -> dict[str, bytes]:
+def check_job_isolation(data: ProtocolData, job: Job) -> None:
+    """Raise :class:`~ferbench.errors.SplitError` when the job would train on a test image, or
+    (subject-independent protocols) on a subject it is tested on (see :func:`check_isolation`)."""
+    subjects = [s.subject for s in data.samples] if data.protocol.subject_independent else None
+    target = [s.key for s in data.target.samples] if data.target is not None else ()
+    check_isolation(job.fold, [s.key for s in data.samples], subjects, target)
+
+
+def compute_job(data: ProtocolData, job: Job, device: torch.device, progress: bool = False) -> dict[str, bytes]:
     """Train and evaluate one job; return its files (name in the job directory -> content).
 
     Writes no file, so an executor can run it wherever the data is; the caller writes the files
-    (:meth:`RunDir.write_job`). Deterministic for a given job and device (see ``fit``).
-    ``on_train_indices`` (a test hook) sees the training indices right before ``fit``."""
+    (:meth:`RunDir.write_job`). Deterministic for a given job and device (see ``fit``). Refuses
+    a fold whose training and test images overlap (:func:`check_job_isolation`)."""
+    check_job_isolation(data, job)
     classes = list(data.protocol.classes)
     fold, card, seed = job.fold, job.card, job.seed
     images, y = data.images, data.y
-    if on_train_indices is not None:
-        on_train_indices(fold.train)
     teacher = _teacher(job, len(classes), device)
     validation = (images[fold.validation], y[fold.validation]) if len(fold.validation) else None
     model = train_model(card, images[fold.train], y[fold.train], len(classes), seed, device, teacher, validation,
@@ -88,6 +95,8 @@ def compute_jobs_stacked(data: ProtocolData, jobs: Sequence[Job], device: torch.
     """Like :func:`compute_job` for each of ``jobs`` (one card, no teacher, no validation), but
     their models train at once with stacked weights (:func:`~ferbench.training.stacked.fit_stacked`):
     equal to one by one up to float noise, and faster on a GPU for tiny models."""
+    for job in jobs:
+        check_job_isolation(data, job)
     card, num_classes = jobs[0].card, len(data.protocol.classes)
     models = []
     for job in jobs:

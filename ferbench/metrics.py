@@ -29,7 +29,7 @@ Definitions used throughout:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 from sklearn.metrics import (
@@ -40,7 +40,12 @@ from sklearn.metrics import (
     recall_score,
 )
 
-SCALAR_METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "weighted_f1", "uar")
+MetricName = Literal["accuracy", "macro_f1", "weighted_f1", "uar"]
+"""The scalar metrics every fold result holds (a protocol's ``metrics.report`` lists some)."""
+SCALAR_METRICS: tuple[MetricName, ...] = get_args(MetricName)
+"""The names of :data:`MetricName`, in the order results list them."""
+RankingMetric = Literal["accuracy", "macro_f1", "uar"]
+"""The metrics of :data:`MetricName` a protocol may rank models by (``metrics.primary``)."""
 
 
 def fold_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:

@@ -22,8 +22,9 @@ from ferbench.data.base import DatasetLoader, Sample
 from ferbench.data.registry import get_dataset
 from ferbench.errors import FerbenchError
 from ferbench.frames import select_frames
+from ferbench.paths import cache_dir
 from ferbench.protocol import is_synthetic
-from ferbench.splits import SUBJECT_INDEPENDENT, Fold, make_folds, subject_overlap
+from ferbench.splits import Fold, make_folds, subject_overlap
 
 
 @dataclass
@@ -48,11 +49,6 @@ class Side:
     def keys(self) -> list[str]:
         """Each sample's key relative to this side's root (:meth:`Sample.relative_key`)."""
         return [s.relative_key(self.root) for s in self.samples]
-
-
-def cache_dir() -> Path:
-    """ferbench's cache folder: ``$FERBENCH_CACHE`` or ``~/.cache/ferbench``."""
-    return Path(os.environ.get("FERBENCH_CACHE", Path.home() / ".cache" / "ferbench"))
 
 
 def twin_layout(dataset: str, options: dict[str, Any]) -> str:
@@ -136,15 +132,15 @@ class ProtocolData:
 
 
 def load_protocol_data(protocol: Any) -> ProtocolData:
-    """Load every side of ``protocol`` (no images yet)."""
+    """Load every side of ``protocol`` (:meth:`~ferbench.protocol.Protocol.sides`; no images yet)."""
     classes = tuple(protocol.classes)
-    cross = protocol.cross_dataset
-    if cross is None:
-        return ProtocolData(protocol, [load_side("data", protocol.dataset, protocol.frames, classes)], None)
-    sources = [load_side("train", side.dataset, side.frames, classes) for side in cross.train]
+    # a within-dataset side keeps the role name "data" that data fingerprints record
+    loaded = [load_side("data" if side.role == "within" else side.role, side.dataset, side.frames, classes)
+              for side in protocol.sides()]
+    sources = [side for side in loaded if side.role != "test"]
     if len(sources) > 1:  # subject ids of different datasets must not collide
         sources = [_prefix_subjects(side) for side in sources]
-    return ProtocolData(protocol, sources, load_side("test", cross.test.dataset, cross.test.frames, classes))
+    return ProtocolData(protocol, sources, next((side for side in loaded if side.role == "test"), None))
 
 
 def _prefix_subjects(side: Side) -> Side:
@@ -236,7 +232,7 @@ def describe(data: ProtocolData) -> dict[str, Any]:
         "sequences": len({(s.subject, s.sequence) for s in data.samples if s.sequence is not None}),
         "per_subject": dict(sorted(Counter(str(s) for s in subjects).items())),
         "split": protocol.split.type if protocol.split is not None else None,
-        "subject_independent": protocol.split is not None and protocol.split.type in SUBJECT_INDEPENDENT,
+        "subject_independent": protocol.subject_independent,
         "folds": [
             {"train": len(f.train), "test": len(f.test), "validation": len(f.validation),
              "test_subjects": len({subjects[i] for i in f.test}),

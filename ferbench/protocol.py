@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictFloat, Str
 from ferbench.data.registry import get_dataset
 from ferbench.errors import ProtocolError, UnknownName, did_you_mean
 from ferbench.labels import check_class_set
+from ferbench.metrics import SCALAR_METRICS, MetricName, RankingMetric
 
 KeyPath = tuple[Union[str, int], ...]
 """A key path in a protocol mapping, e.g. ``("cross_dataset", "train", 0, "dataset")``."""
@@ -99,7 +100,16 @@ class FramesSpec(_Spec):
         return n
 
 
-class SubjectKFold(_Spec):
+class _Split(_Spec):
+    """What every ``split`` rule answers."""
+
+    @property
+    def subject_independent(self) -> bool:
+        """True when the rule keeps every subject's images in one fold (needs subject identities)."""
+        return False
+
+
+class SubjectKFold(_Split):
     """k folds of whole subjects: sorted subject i goes to fold i mod k (``ascending_round_robin``),
     the sorted subjects are cut into k contiguous blocks (``ascending_blocks``), or stratified groups."""
 
@@ -108,8 +118,12 @@ class SubjectKFold(_Spec):
     assign: Literal["ascending_round_robin", "ascending_blocks", "stratified_group"] = "ascending_round_robin"
     seed: StrictInt = 0
 
+    @property
+    def subject_independent(self) -> bool:
+        return True
 
-class RandomKFold(_Spec):
+
+class RandomKFold(_Split):
     """k folds of images, ignoring subjects (not subject-independent)."""
 
     type: Literal["random_kfold"]
@@ -118,13 +132,17 @@ class RandomKFold(_Spec):
     stratified: bool = True
 
 
-class LosoSplit(_Spec):
+class LosoSplit(_Split):
     """Leave one subject out."""
 
     type: Literal["loso"]
 
+    @property
+    def subject_independent(self) -> bool:
+        return True
 
-class OfficialSplit(_Spec):
+
+class OfficialSplit(_Split):
     """The dataset's own partition, by values of ``Sample.attrs["usage"]``."""
 
     type: Literal["official"]
@@ -133,7 +151,7 @@ class OfficialSplit(_Spec):
     test: tuple[str, ...] = Field(min_length=1)
 
 
-class FoldFileSplit(_Spec):
+class FoldFileSplit(_Split):
     """Test folds listed in a file, written relative to the protocol file that sets it
     (absolute after loading); ``by`` says whether it lists subjects or sample keys."""
 
@@ -141,16 +159,15 @@ class FoldFileSplit(_Spec):
     file: str
     by: Literal["subject", "sample"]
 
+    @property
+    def subject_independent(self) -> bool:
+        return self.by == "subject"
+
 
 SplitSpec = Annotated[
     Union[SubjectKFold, RandomKFold, LosoSplit, OfficialSplit, FoldFileSplit],
     Field(discriminator="type"),
 ]
-
-
-def needs_subjects(split: SplitSpec) -> bool:
-    """True when ``split`` keeps every subject's images in one fold (subject-independent)."""
-    return split.type in ("subject_kfold", "loso") or (split.type == "fold_file" and split.by == "subject")
 
 
 class CrossSide(_Spec):
@@ -197,10 +214,8 @@ class PreprocessSpec(_Spec):
 class MetricsSpec(_Spec):
     """The metric that ranks models and the metrics reported."""
 
-    primary: Literal["accuracy", "macro_f1", "uar"] = "accuracy"
-    report: tuple[Literal["accuracy", "macro_f1", "weighted_f1", "uar"], ...] = (
-        "accuracy", "macro_f1", "weighted_f1", "uar",
-    )
+    primary: RankingMetric = "accuracy"
+    report: tuple[MetricName, ...] = SCALAR_METRICS
 
 
 class Side(NamedTuple):
@@ -247,6 +262,11 @@ class Protocol(_Spec):
     def source_file(self) -> Path | None:
         """The protocol file this was loaded from (``None`` when built in code)."""
         return self._source_file
+
+    @property
+    def subject_independent(self) -> bool:
+        """True when the protocol's ``split`` keeps every subject's images in one fold."""
+        return self.split is not None and self.split.subject_independent
 
     def sides(self) -> list[Side]:
         """The datasets this protocol reads: one ``within`` side, or ``train`` sides and a ``test`` side."""
@@ -421,18 +441,23 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- dataset blocks
 
 
-def _dataset_blocks(raw: dict[str, Any]) -> list[tuple[KeyPath, dict[str, Any]]]:
-    """Every ``dataset`` mapping of a protocol dict (raw or dumped), with its key path."""
-    found: list[tuple[KeyPath, Any]] = [(("dataset",), raw.get("dataset"))]
+def side_blocks(raw: dict[str, Any]) -> list[tuple[KeyPath, dict[str, Any]]]:
+    """Every side of a protocol dict (raw, or dumped by :meth:`Protocol.resolved_dict`) with its
+    key path: the mapping that holds a ``dataset`` mapping and its ``frames``, i.e. the protocol
+    itself (path ``()``) within a dataset, each ``cross_dataset.train`` item, then
+    ``cross_dataset.test``. On a validated protocol these are the blocks of :meth:`Protocol.sides`."""
+    found: list[tuple[KeyPath, Any]] = [((), raw)]
     cross = raw.get("cross_dataset")
     if isinstance(cross, dict):
         train = cross.get("train")
-        for i, side in enumerate(train if isinstance(train, list) else []):
-            if isinstance(side, dict):
-                found.append((("cross_dataset", "train", i, "dataset"), side.get("dataset")))
-        if isinstance(cross.get("test"), dict):
-            found.append((("cross_dataset", "test", "dataset"), cross["test"].get("dataset")))
-    return [(path, spec) for path, spec in found if isinstance(spec, dict)]
+        found += [(("cross_dataset", "train", i), side) for i, side in enumerate(train if isinstance(train, list) else [])]
+        found.append((("cross_dataset", "test"), cross.get("test")))
+    return [(path, side) for path, side in found if isinstance(side, dict) and isinstance(side.get("dataset"), dict)]
+
+
+def _dataset_blocks(raw: dict[str, Any]) -> list[tuple[KeyPath, dict[str, Any]]]:
+    """Every ``dataset`` mapping of a protocol dict (raw or dumped), with its key path."""
+    return [((*path, "dataset"), side["dataset"]) for path, side in side_blocks(raw)]
 
 
 def _resolve_datasets(raw: dict[str, Any], where: _Locator, roots: dict[str, str], synthetic: bool,
@@ -619,6 +644,6 @@ def _check_side(protocol: Protocol, side: Side, where: _Locator) -> None:
                 raise where.error(("classes",), f"class `{label}` cannot come from {what}, "
                                                 f"which has only {', '.join(sorted(producible))}")
     split = protocol.split
-    if side.role != "test" and split is not None and needs_subjects(split) and not loader.has_subjects:
+    if side.role != "test" and split is not None and split.subject_independent and not loader.has_subjects:
         raise where.error(("split", "type"), f"split `{split.type}` needs subject identities, which {what} lacks; "
                                              "use `official` or `random_kfold`")

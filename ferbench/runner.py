@@ -14,8 +14,8 @@ writes and again with its ``summary.json``, never before (see :mod:`ferbench.run
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +49,6 @@ class RunOptions:
     progress: bool = True
     speed: bool = True
     batch_size_eval: int = 256
-    # Test hook: called with the training indices of every job right before ``fit``.
-    on_train_indices: Callable[[np.ndarray], None] | None = field(default=None, repr=False)
 
 
 def run_card(data: ProtocolData, folds: list[Fold], card: ModelCard, options: RunOptions,
@@ -69,7 +67,7 @@ def run_cards(data: ProtocolData, folds: list[Fold], cards: Sequence[ModelCard],
     files are written here as it finishes, so a killed run keeps every finished job. ``data``
     must have its images attached (its data fingerprint is taken here).
     """
-    executor = executor or SequentialExecutor(options.progress, options.on_train_indices)
+    executor = executor or SequentialExecutor(options.progress)
     data_fp = data_fingerprint(data)
     plans = [_plan(data, folds, card, options, data_fp) for card in cards]
     teachers = {plan.teacher.card.fingerprint: plan.teacher for plan in plans if plan.teacher is not None}

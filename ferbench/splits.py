@@ -3,7 +3,8 @@
 Each splitter has one method, ``split(X, y, groups)``, yielding ``(train, test)`` index arrays
 (``X`` is only used for its length; ``groups`` holds subject ids). :func:`make_folds` turns a
 protocol's ``split`` block into a list of :class:`Fold` and, for every subject-independent
-rule, *asserts* that no subject is on both sides (:func:`assert_no_leakage`).
+rule, *asserts* that no subject is on both sides (:func:`assert_no_leakage`); every job checks
+its own fold again before it trains (:func:`check_isolation`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,7 @@ from sklearn.model_selection import KFold, LeaveOneGroupOut, StratifiedGroupKFol
 
 from ferbench.data.base import Sample
 from ferbench.errors import SplitError
-
-SUBJECT_INDEPENDENT = {"subject_kfold", "loso"}
-
+from ferbench.protocol import SplitSpec
 
 @dataclass(frozen=True)
 class Fold:
@@ -160,6 +159,25 @@ def assert_no_leakage(folds: Sequence[Fold], subjects: Sequence[str | None]) -> 
             raise SplitError(f"fold {fold.index}: subjects on both sides (leakage): {sorted(map(str, shared))[:10]}")
 
 
+def check_isolation(fold: Fold, keys: Sequence[str], subjects: Sequence[str | None] | None = None,
+                    other_test_keys: Sequence[str] = ()) -> None:
+    """Raise :class:`SplitError` when a test image of ``fold`` is also one of its training or
+    validation images, or, given ``subjects`` (for subject-independent splits), when a subject
+    has images on both sides.
+
+    ``keys`` and ``subjects`` hold one entry per sample the fold's indices point into
+    (:attr:`Sample.key`); ``other_test_keys`` are the keys of further test images (the target
+    of a cross-dataset protocol)."""
+    keys = np.asarray(keys, dtype=object)
+    trained = set(keys[fold.train].tolist()) | set(keys[fold.validation].tolist())
+    shared = trained & (set(keys[fold.test].tolist()) | set(other_test_keys))
+    if shared:
+        raise SplitError(f"fold {fold.index}: {len(shared)} test images are also training images (leakage), "
+                         f"e.g. {sorted(shared)[:3]}")
+    if subjects is not None:
+        assert_no_leakage([fold], subjects)
+
+
 def subject_overlap(folds: Sequence[Fold], subjects: Sequence[str | None]) -> bool | None:
     """True when some fold has a subject in both train and test (expected for random splits);
     None (not applicable) when some sample has no subject identity (FER2013, RAF-DB)."""
@@ -172,18 +190,18 @@ def subject_overlap(folds: Sequence[Fold], subjects: Sequence[str | None]) -> bo
     return False
 
 
-def make_folds(split: Any, samples: Sequence[Sample], y: np.ndarray, base_dir: Path | None = None) -> list[Fold]:
+def make_folds(split: SplitSpec, samples: Sequence[Sample], y: np.ndarray, base_dir: Path | None = None) -> list[Fold]:
     """Build the folds of a protocol ``split`` block over the selected ``samples``.
 
-    ``y`` are the class indices. Subject-independent rules (``subject_kfold``, ``loso``) and
-    subject fold files are checked with :func:`assert_no_leakage`; every rule is checked for
-    empty test folds.
+    ``y`` are the class indices. Subject-independent rules (``split.subject_independent``:
+    ``subject_kfold``, ``loso``, fold files by subject) are checked with :func:`assert_no_leakage`;
+    every rule is checked for empty test folds.
     """
     n = len(samples)
     X = np.zeros(n)
     subjects = [s.subject for s in samples]
     kind = split.type
-    if kind in SUBJECT_INDEPENDENT or (kind == "fold_file" and split.by == "subject"):
+    if split.subject_independent:
         if any(s is None for s in subjects):
             raise SplitError(f"split `{kind}` needs subject identities, but this dataset has none; "
                              "use `official` or `random_kfold`")
@@ -218,7 +236,7 @@ def make_folds(split: Any, samples: Sequence[Sample], y: np.ndarray, base_dir: P
             raise SplitError(f"split `{kind}`: fold {fold.index} has no test sample")
         if len(fold.train) == 0:
             raise SplitError(f"split `{kind}`: fold {fold.index} has no training sample")
-    if kind in SUBJECT_INDEPENDENT or (kind == "fold_file" and split.by == "subject"):
+    if split.subject_independent:
         assert_no_leakage(folds, subjects)
     return folds
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from ferbench import jobs
 from ferbench.cards import load_card
 from ferbench.errors import FerbenchError
 from ferbench.executors import DaskExecutor, ProcessExecutor, SequentialExecutor, make_executor, worker_devices
@@ -83,11 +84,19 @@ def job_files(out: Path) -> dict[str, object]:
 @pytest.fixture(scope="module")
 def sequential(data, cards, tmp_path_factory):
     """The reference run: one job after another, one torch thread (as each worker below uses;
-    CPU float sums depend on the thread count)."""
+    CPU float sums depend on the thread count). Also returns the training images and labels
+    each job fit its model on, in job order."""
     out = tmp_path_factory.mktemp("sequential")
     seen = []
-    with one_thread():
-        run(data, cards, out, on_train_indices=lambda idx: seen.append(idx.copy()))
+    original = jobs.train_model
+
+    def recording(card, images, y, *args, **kwargs):
+        seen.append((images.copy(), y.copy()))
+        return original(card, images, y, *args, **kwargs)
+
+    with one_thread(), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jobs, "train_model", recording)
+        run(data, cards, out)
     return out, seen
 
 
@@ -98,15 +107,16 @@ def test_teacher_trains_per_fold_on_the_students_training_data_first(data, seque
     for seed in (0, 1):
         for fold in (0, 1):
             assert (runs / "tiny_teacher" / f"seed{seed}" / f"fold{fold}" / "DONE").is_file()
-    # 4 teacher jobs come first, then 4 student and 4 plain jobs; every one sees its fold's training set
+    # 4 teacher jobs come first, then 4 student and 4 plain jobs; every one fits on its fold's training set
     folds = data.folds()
     expected_teacher = [folds[k].train for s in (0, 1) for k in (0, 1)]
     assert len(seen) == 12
-    for got, want in zip(seen[:4], expected_teacher):
-        assert np.array_equal(got, want)
-    for got in seen:
-        assert any(np.array_equal(got, folds[k].train) for k in (0, 1))
-        assert not set(got) & set(folds[0].test if np.array_equal(got, folds[0].train) else folds[1].test)
+    for (images, y), want in zip(seen[:4], expected_teacher):
+        assert np.array_equal(images, data.images[want]) and np.array_equal(y, data.y[want])
+    for images, y in seen:
+        [k] = [k for k in (0, 1) if np.array_equal(images, data.images[folds[k].train])]
+        assert np.array_equal(y, data.y[folds[k].train])
+        assert len(images) == len(data.samples) - len(folds[k].test)
 
 
 def test_two_local_processes_write_the_same_files_as_one_process(data, cards, sequential, tmp_path):

@@ -543,3 +543,19 @@ def test_runs_without_skipped_files_say_so(board_runs, tmp_path):
     write_leaderboard([board_runs], tmp_path / "lb")
     skipped = section((tmp_path / "lb" / "ckplus_7cls_si.md").read_text(), "Skipped files")
     assert "No run skipped a file." in skipped and "model_b, model_c" in skipped
+
+
+@pytest.mark.parametrize("split, text", [
+    ({"type": "subject_kfold", "k": 10}, "subject-independent 10-fold"),
+    ({"type": "subject_kfold", "k": 5, "assign": "stratified_group"},
+     "subject-independent 5-fold, stratified subject groups"),
+    ({"type": "random_kfold", "k": 10}, "random 10-fold (not subject-independent)"),
+    ({"type": "loso"}, "leave-one-subject-out"),
+    ({"type": "official", "train": ["Training"], "test": ["PrivateTest"]}, "official split (train Training, test PrivateTest)"),
+    ({"type": "fold_file", "file": "/f.yaml", "by": "subject"}, "fold file by subject (subject-independent)"),
+    ({"type": "fold_file", "file": "/f.yaml", "by": "sample"}, "fold file by sample (not subject-independent)"),
+])
+def test_every_split_is_described_with_its_subject_independence(split, text):
+    from ferbench.leaderboard.catalogue import describe_split
+
+    assert describe_split({"split": split}) == text

@@ -139,3 +139,54 @@ def test_leakage_is_not_applicable_without_subject_identities():
     text = CliRunner().invoke(app, ["inspect", str(path), "--root", "rafdb=synthetic:small"])
     assert text.exit_code == 0, text.output
     assert "leakage check: not applicable (no subject identities)" in text.output
+
+
+@pytest.mark.parametrize("by, independent, leakage", [("subject", True, False), ("sample", False, True)])
+def test_inspect_counts_a_fold_file_by_subject_as_subject_independent(tmp_path, by, independent, leakage):
+    from ferbench.pipeline import describe
+
+    make_dataset(tmp_path / "data")
+    data_dir = tmp_path / "data"
+    if by == "subject":
+        folds = "folds: [[s0, s2], [s1, s3]]\n"
+    else:  # the happy images of s0, s1 in one fold, everything else in the other: s0 and s1 on both sides
+        others = [f"{data_dir}/s{s}_{label}.png" for s in range(4) for label in ("happy", "sadness")
+                  if not (s < 2 and label == "happy")]
+        folds = f"folds: [[{data_dir}/s0_happy.png, {data_dir}/s1_happy.png], [{', '.join(others)}]]\n"
+    (tmp_path / "folds.yaml").write_text(folds)
+    path = tmp_path / "p.yaml"
+    path.write_text(PROTOCOL.format(root=data_dir, classes="happy, sadness", policy="fail").replace(
+        "{type: subject_kfold, k: 2}", f"{{type: fold_file, file: folds.yaml, by: {by}}}"))
+    info = describe(load_protocol_data(load_protocol(path)))
+    assert info["split"] == "fold_file" and info["subject_independent"] is independent
+    assert info["leakage"] is leakage
+    assert [(f["train"], f["test"]) for f in info["folds"]] == ([(4, 4), (4, 4)] if by == "subject" else [(6, 2), (2, 6)])
+
+
+def test_every_cache_user_reads_one_cache_folder(tmp_path, monkeypatch):
+    """`FERBENCH_CACHE` names the cache folder; unset or empty, it is `~/.cache/ferbench`."""
+    from ferbench import paths, pipeline
+    from ferbench.preprocess.cache import cache_root
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    default = tmp_path / "home" / ".cache" / "ferbench"
+    for value in (None, ""):
+        if value is None:
+            monkeypatch.delenv("FERBENCH_CACHE", raising=False)
+        else:
+            monkeypatch.setenv("FERBENCH_CACHE", value)
+        assert paths.cache_dir() == pipeline.cache_dir() == cache_root() == default
+    monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path / "mine"))
+    assert paths.cache_dir() == pipeline.cache_dir() == cache_root() == tmp_path / "mine"
+    assert cache_root(tmp_path / "given") == tmp_path / "given"
+
+
+def test_a_synthetic_twin_is_generated_in_the_default_cache_when_the_variable_is_empty(tmp_path, monkeypatch):
+    from ferbench.synth import twin_root
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FERBENCH_CACHE", "")
+    monkeypatch.chdir(tmp_path)
+    root = twin_root("jaffe", shape="small")
+    assert root.is_relative_to(tmp_path / "home" / ".cache" / "ferbench" / "synthetic")
+    assert not (tmp_path / "synthetic").exists()  # an empty value is not the working directory

@@ -11,7 +11,18 @@ from ferbench.data import registry
 from ferbench.data.base import DatasetLoader
 from ferbench.errors import ProtocolError, UnknownName
 from ferbench.labels import CANONICAL
-from ferbench.protocol import FoldFileSplit, RandomKFold, SubjectKFold, load_protocol
+from ferbench.leaderboard.pages import METRIC_NAMES
+from ferbench.metrics import SCALAR_METRICS, fold_metrics
+from ferbench.protocol import (
+    FoldFileSplit,
+    LosoSplit,
+    MetricsSpec,
+    OfficialSplit,
+    RandomKFold,
+    SubjectKFold,
+    load_protocol,
+    side_blocks,
+)
 
 
 class FakeSeqOptions(BaseModel):
@@ -383,3 +394,57 @@ def test_integers_count_where_a_number_is_expected(tmp_path):
     text = VALID.replace("metrics:", "preprocess: {margin: 0, min_face: 1}\nmetrics:")
     preprocess = load_protocol(write(tmp_path / "p.yaml", text)).preprocess
     assert (preprocess.margin, preprocess.min_face) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("split, independent", [
+    (SubjectKFold(type="subject_kfold", k=10), True),
+    (SubjectKFold(type="subject_kfold", k=5, assign="stratified_group"), True),
+    (LosoSplit(type="loso"), True),
+    (FoldFileSplit(type="fold_file", file="f.yaml", by="subject"), True),
+    (FoldFileSplit(type="fold_file", file="f.yaml", by="sample"), False),
+    (RandomKFold(type="random_kfold", k=10), False),
+    (OfficialSplit(type="official", train=("Training",), test=("PrivateTest",)), False),
+])
+def test_subject_independence_is_a_property_of_the_split(split, independent):
+    assert split.subject_independent is independent
+
+
+def test_a_protocol_is_subject_independent_by_its_split(tmp_path):
+    folds = write(tmp_path / "folds.yaml", "folds: [[S1], [S2]]\n")
+    assert load_protocol(write(tmp_path / "p.yaml", VALID)).subject_independent
+    by_sample = VALID.replace("{type: subject_kfold, k: 10}", f"{{type: fold_file, file: {folds}, by: sample}}")
+    assert not load_protocol(write(tmp_path / "p.yaml", by_sample)).subject_independent
+    no_split = CROSS.replace("fold_models", "all_source").replace("split: {type: subject_kfold, k: 8}\n", "")
+    assert not load_protocol(write(tmp_path / "p.yaml", no_split)).subject_independent
+
+
+def test_a_fold_file_by_subject_needs_subject_identities(tmp_path):
+    folds = write(tmp_path / "folds.yaml", "folds: [[S1], [S2]]\n")
+    anonymous = VALID.replace("fake_seq", "fake_anon").replace("contempt, ", "").replace(
+        "frames: {select: last_n, n: 3}", "frames: {select: all}")
+    by = "split: {{type: fold_file, file: {folds}, by: {by}}}"
+    err = expect_error(write(tmp_path / "p.yaml", anonymous.replace("split: {type: subject_kfold, k: 10}",
+                                                                     by.format(folds=folds, by="subject"))))
+    assert err.key == "split.type" and "needs subject identities" in str(err)
+    load_protocol(write(tmp_path / "p.yaml", anonymous.replace("split: {type: subject_kfold, k: 10}",
+                                                               by.format(folds=folds, by="sample"))))
+
+
+def test_side_blocks_of_a_dict_are_the_sides_of_the_protocol(tmp_path):
+    two_sources = CROSS.replace("  test:\n", "    - dataset: {name: fake_still, root: /data/other}\n  test:\n")
+    for text in (VALID, two_sources):
+        p = load_protocol(write(tmp_path / "p.yaml", text))
+        blocks = side_blocks(p.resolved_dict())
+        assert [path for path, _ in blocks] == [side.path for side in p.sides()]
+        assert [(block["dataset"], block.get("frames")) for _, block in blocks] == \
+               [(side.dataset.model_dump(mode="json"), side.frames.model_dump(mode="json")) for side in p.sides()]
+    assert [path for path, _ in blocks] == [("cross_dataset", "train", 0), ("cross_dataset", "train", 1),
+                                            ("cross_dataset", "test")]
+
+
+def test_metric_names_are_those_every_fold_result_holds():
+    result = fold_metrics([0, 1, 1], [0, 1, 0], ["happy", "sadness"])
+    assert [name for name in result if name in SCALAR_METRICS] == list(SCALAR_METRICS)
+    assert MetricsSpec().report == SCALAR_METRICS
+    ranking = MetricsSpec.model_fields["primary"].annotation.__args__
+    assert set(ranking) < set(SCALAR_METRICS) and set(METRIC_NAMES) == set(ranking)

@@ -252,7 +252,7 @@ def test_a_corrupt_speed_json_is_measured_again(finished, small, tiny, tmp_path,
 # ----------------------------------------------------------------------------- the header
 
 
-def test_a_failed_rerun_keeps_the_old_header_and_summary(finished, tiny, tmp_path):
+def test_a_failed_rerun_keeps_the_old_header_and_summary(finished, tiny, tmp_path, monkeypatch):
     out = Path(shutil.copytree(finished, tmp_path / "runs"))
     run = out / RUN / "tiny"
     header = {name: (run / name).read_bytes() for name in ("run.json", "protocol.resolved.yaml", "folds.json",
@@ -260,29 +260,32 @@ def test_a_failed_rerun_keeps_the_old_header_and_summary(finished, tiny, tmp_pat
     changed = load("synthetic:small", protocol_file(tmp_path, "frames: {select: last_n, n: 2}\n"))
     assert changed.protocol.fingerprint != json.loads(header["run.json"])["fingerprint"]
 
-    def fail(indices):
+    def fail(*args, **kwargs):
         raise RuntimeError("killed")
 
+    monkeypatch.setattr(jobs, "fit", fail)
     with pytest.raises(RuntimeError, match="killed"):
-        run_card(changed, changed.folds(), tiny, options(out, on_train_indices=fail))
+        run_card(changed, changed.folds(), tiny, options(out))
     assert {name: (run / name).read_bytes() for name in header} == header
     [shown] = find_runs([out])
     assert shown.summary["jobs_done"] == 2
 
 
-def test_the_first_new_result_brings_its_header_and_drops_the_old_summary(finished, tiny, tmp_path):
+def test_the_first_new_result_brings_its_header_and_drops_the_old_summary(finished, tiny, tmp_path, monkeypatch):
     out = Path(shutil.copytree(finished, tmp_path / "runs"))
     run = out / RUN / "tiny"
     changed = load("synthetic:small", protocol_file(tmp_path, "frames: {select: last_n, n: 2}\n"))
-    trained = []
+    trained, real_fit = [], jobs.fit
 
-    def killed_after_one_job(indices):
+    def killed_after_one_job(*args, **kwargs):
         if trained:
             raise RuntimeError("killed")
-        trained.append(indices)
+        trained.append(real_fit(*args, **kwargs))
+        return trained[-1]
 
-    with pytest.raises(RuntimeError, match="killed"):
-        run_card(changed, changed.folds(), tiny, options(out, on_train_indices=killed_after_one_job))
+    with monkeypatch.context() as patch, pytest.raises(RuntimeError, match="killed"):
+        patch.setattr(jobs, "fit", killed_after_one_job)
+        run_card(changed, changed.folds(), tiny, options(out))
     assert read_json(run / "run.json")["fingerprint"] == changed.protocol.fingerprint
     assert yaml.safe_load((run / "protocol.resolved.yaml").read_text())["frames"]["n"] == 2
     assert not (run / "summary.json").exists()  # the old numbers are gone with the old header

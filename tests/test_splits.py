@@ -1,12 +1,12 @@
 """Split rules: exact DeRL and ED²L fold membership, partitions, leakage detection, official splits."""
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
+from pydantic import TypeAdapter
 
 from ferbench.data.base import Sample
 from ferbench.errors import SplitError
+from ferbench.protocol import SplitSpec
 from ferbench.splits import (
     AscendingBlocksKFold,
     AscendingRoundRobinKFold,
@@ -27,10 +27,10 @@ def _samples(subjects, labels=None, usage=None, dataset="d"):
 
 
 def _split(**kw):
-    base = dict(type="subject_kfold", k=3, assign="ascending_round_robin", seed=0, stratified=True,
-                train=None, test=None, validation=None, file=None, by="subject")
-    base.update(kw)
-    return SimpleNamespace(**base)
+    """A protocol ``split`` block (default: subject_kfold, k 3, ascending round robin)."""
+    if kw.setdefault("type", "subject_kfold") == "subject_kfold":
+        kw.setdefault("k", 3)
+    return TypeAdapter(SplitSpec).validate_python(kw)
 
 
 def test_derl_rule_assigns_sorted_subjects_round_robin():
@@ -155,4 +155,15 @@ def test_fold_file_missing_subject_is_an_error(tmp_path):
     (tmp_path / "folds.yaml").write_text("folds:\n  - [A]\n  - [B]\n")
     with pytest.raises(SplitError, match="in no fold"):
         make_folds(_split(type="fold_file", file="folds.yaml", by="subject"), _samples(["A", "B", "C"]),
+                   np.zeros(3, dtype=int), base_dir=tmp_path)
+
+
+def test_fold_file_by_subject_needs_subjects_and_by_sample_does_not(tmp_path):
+    (tmp_path / "folds.yaml").write_text("folds:\n  - [/x/0.png, /x/2.png]\n  - [/x/1.png]\n")
+    samples = _samples([None] * 3)
+    folds = make_folds(_split(type="fold_file", file="folds.yaml", by="sample"), samples,
+                       np.zeros(3, dtype=int), base_dir=tmp_path)
+    assert [f.test.tolist() for f in folds] == [[0, 2], [1]]
+    with pytest.raises(SplitError, match="`fold_file` needs subject identities"):
+        make_folds(_split(type="fold_file", file="folds.yaml", by="subject"), samples,
                    np.zeros(3, dtype=int), base_dir=tmp_path)

@@ -11,8 +11,20 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
 import ferbench
-from ferbench.protocol import is_synthetic, load_protocol
+from ferbench.protocol import (
+    FoldFileSplit,
+    LosoSplit,
+    OfficialSplit,
+    RandomKFold,
+    SplitSpec,
+    SubjectKFold,
+    is_synthetic,
+    load_protocol,
+    side_blocks,
+)
 
 PROTOCOLS_ENV = "FERBENCH_PROTOCOLS"
 
@@ -52,10 +64,7 @@ def catalogue(folder: Path | None = None) -> list[dict[str, Any]]:
 
 def _dataset_specs(protocol: dict[str, Any]) -> list[dict[str, Any]]:
     """The ``dataset`` blocks of a resolved protocol: source side(s) first, target last."""
-    cross = protocol.get("cross_dataset")
-    if cross:
-        return [side["dataset"] for side in cross["train"]] + [cross["test"]["dataset"]]
-    return [protocol["dataset"]]
+    return [side["dataset"] for _, side in side_blocks(protocol)]
 
 
 def dataset_names(protocol: dict[str, Any]) -> list[str]:
@@ -87,9 +96,7 @@ def describe_data(protocol: dict[str, Any]) -> str:
 
 def describe_frames(protocol: dict[str, Any]) -> str:
     """The frame rule of each side, e.g. ``last 3 + first frame as neutral (all sequences)``."""
-    cross = protocol.get("cross_dataset")
-    sides = [*cross["train"], cross["test"]] if cross else [protocol]
-    texts = [_frames_text(side.get("frames") or {}) for side in sides]
+    texts = [_frames_text(side.get("frames") or {}) for _, side in side_blocks(protocol)]
     return texts[0] if len(set(texts)) == 1 else " -> ".join(texts)
 
 
@@ -117,15 +124,16 @@ def describe_split(protocol: dict[str, Any]) -> str:
 
 
 def _split_text(split: dict[str, Any]) -> str:
-    kind = split["type"]
-    if kind == "subject_kfold":
-        how = ", stratified subject groups" if split.get("assign") == "stratified_group" else ""
-        return f"subject-independent {split['k']}-fold{how}"
-    if kind == "random_kfold":
-        return f"random {split['k']}-fold (not subject-independent)"
-    if kind == "loso":
+    spec = TypeAdapter(SplitSpec).validate_python(split)
+    independence = "subject-independent" if spec.subject_independent else "not subject-independent"
+    if isinstance(spec, SubjectKFold):
+        how = ", stratified subject groups" if spec.assign == "stratified_group" else ""
+        return f"{independence} {spec.k}-fold{how}"
+    if isinstance(spec, RandomKFold):
+        return f"random {spec.k}-fold ({independence})"
+    if isinstance(spec, LosoSplit):
         return "leave-one-subject-out"
-    if kind == "official":
-        return f"official split (train {'+'.join(split['train'])}, test {'+'.join(split['test'])})"
-    by = "subject-independent" if split.get("by") == "subject" else "not subject-independent"
-    return f"fold file by {split.get('by')} ({by})"
+    if isinstance(spec, OfficialSplit):
+        return f"official split (train {'+'.join(spec.train)}, test {'+'.join(spec.test)})"
+    assert isinstance(spec, FoldFileSplit)
+    return f"fold file by {spec.by} ({independence})"

@@ -23,7 +23,7 @@ from pydantic import (BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt,
                       ValidationError)
 
 from ferbench.errors import DataError, FerbenchError
-from ferbench.protocol import SplitSpec, needs_subjects
+from ferbench.protocol import SplitSpec
 from ferbench.runs import (HEADER_FILES, TRAIN_CROSS_VALIDATED, TRAIN_EXTERNAL, TRAIN_HELD_OUT_TARGET, RunDir,
                            header_mismatch, sha256_file)
 
@@ -227,12 +227,12 @@ class RunResult:
     @property
     def subject_independent(self) -> bool:
         """No test subject's images were trained on: a split that keeps each subject in one fold
-        (:func:`ferbench.protocol.needs_subjects`), or a cross-dataset target (other people)."""
+        (the split's ``subject_independent``), or a cross-dataset target (other people)."""
         split = self.protocol.get("split")
         if self.cross_dataset or split is None:
             return self.cross_dataset
         try:
-            return needs_subjects(TypeAdapter(SplitSpec).validate_python(split))
+            return TypeAdapter(SplitSpec).validate_python(split).subject_independent
         except ValidationError as err:
             raise DataError(self.path / "protocol.resolved.yaml", f"`split`: {err.errors()[0]['msg']}") from None
 

@@ -12,7 +12,6 @@ from ferbench.preprocess.cache import PREPROCESS_VERSION
 from ferbench.preprocess.faces import center_box, crop_face, detect_face, landmark_box
 from ferbench.preprocess.pipeline import (
     PreprocessResult,
-    PreprocessSpecLike,
     measure_haar_rate,
     preprocess_samples,
 )
@@ -20,7 +19,6 @@ from ferbench.preprocess.pipeline import (
 __all__ = [
     "PREPROCESS_VERSION",
     "PreprocessResult",
-    "PreprocessSpecLike",
     "Template",
     "align_face",
     "center_box",

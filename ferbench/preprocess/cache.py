@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ferbench import paths
 from ferbench.data.base import Sample
 
 PREPROCESS_VERSION = 2
@@ -28,10 +29,8 @@ log = logging.getLogger(__name__)
 
 
 def cache_root(cache_dir: str | Path | None = None) -> Path:
-    """``cache_dir``, else ``$FERBENCH_CACHE``, else ``~/.cache/ferbench``."""
-    if cache_dir is not None:
-        return Path(cache_dir)
-    return Path(os.environ.get("FERBENCH_CACHE") or Path.home() / ".cache" / "ferbench")
+    """``cache_dir``, else ferbench's cache folder (:func:`ferbench.paths.cache_dir`)."""
+    return Path(cache_dir) if cache_dir is not None else paths.cache_dir()
 
 
 def cache_key(samples: Sequence[Sample], settings: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -23,6 +23,7 @@ from tqdm import tqdm
 from ferbench.data.base import DatasetLoader, Sample
 from ferbench.errors import DataError, UnknownName
 from ferbench.preprocess import align, cache, faces
+from ferbench.protocol import PreprocessSpec
 
 FACE_METHODS = ("align", "auto", "haar", "landmarks", "none")
 NO_FACE_POLICIES = ("center_crop", "fail", "skip")
@@ -41,27 +42,6 @@ WORKERS = min(4, os.cpu_count() or 1)
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-class PreprocessSpecLike(Protocol):
-    """What preprocessing reads from a protocol's ``preprocess`` section (``PreprocessSpec``)."""
-
-    @property
-    def face(self) -> str: ...  # "align" | "auto" | "haar" | "landmarks" | "none"
-    @property
-    def margin(self) -> float: ...  # fraction of the face box added on each side
-    @property
-    def grayscale(self) -> bool: ...
-    @property
-    def size(self) -> tuple[int, int]: ...  # (H, W) of the stored crop, pixels
-    @property
-    def min_face(self) -> float: ...  # Haar minimum face side, fraction of the short image side
-    @property
-    def on_no_face(self) -> str: ...  # "center_crop" | "fail" | "skip"
-    @property
-    def eye_distance(self) -> float: ...  # align: eye centre distance, fraction of the output width
-    @property
-    def eye_height(self) -> float: ...  # align: eye centre height from the top, fraction of the output height
 
 
 @dataclass(frozen=True)
@@ -104,7 +84,7 @@ class _Settings:
     eye_height: float
 
     @classmethod
-    def of(cls, spec: PreprocessSpecLike, on_unreadable: str) -> _Settings:
+    def of(cls, spec: PreprocessSpec, on_unreadable: str) -> _Settings:
         settings = cls(
             str(spec.face), float(spec.margin), bool(spec.grayscale),
             (int(spec.size[0]), int(spec.size[1])), float(spec.min_face), str(spec.on_no_face),
@@ -142,7 +122,7 @@ class _Outcome:
 def preprocess_samples(
     loader: DatasetLoader,
     samples: Sequence[Sample],
-    spec: PreprocessSpecLike,
+    spec: PreprocessSpec,
     on_unreadable: str = "fail",
     cache_dir: str | Path | None = None,
     progress: bool = True,

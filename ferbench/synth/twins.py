@@ -26,6 +26,7 @@ import socket
 import tempfile
 from pathlib import Path
 
+from ferbench import paths
 from ferbench.errors import UnknownName
 from ferbench.synth.layouts import WRITERS
 from ferbench.synth.plans import check_shape
@@ -63,15 +64,14 @@ def twin_root(layout: str, shape: str = "paper", seed: int = 0, cache_dir: Path 
               workers: int | None = None) -> Path:
     """The root of the cached twin, generating it first (with ``workers``, see :func:`write_twin`) if needed.
 
-    Cached under ``cache_dir`` (default ``$FERBENCH_CACHE`` or ``~/.cache/ferbench``) in
+    Cached under ``cache_dir`` (default :func:`ferbench.paths.cache_dir`) in
     ``synthetic/<layout>-<shape>-seed<seed>-v<GENERATOR_VERSION>``. Temporary folders that
     killed generations left there are removed first (:func:`remove_abandoned`).
     """
     if layout not in WRITERS:
         raise UnknownName("synthetic layout", layout, LAYOUTS)
     check_shape(shape)
-    base = Path(cache_dir) if cache_dir is not None else Path(
-        os.environ.get("FERBENCH_CACHE", Path.home() / ".cache" / "ferbench"))
+    base = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
     final = base / "synthetic" / f"{layout}-{shape}-seed{seed}-v{GENERATOR_VERSION}"
     remove_abandoned(final.parent)
     if not final.is_dir():
