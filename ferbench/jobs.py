@@ -2,8 +2,8 @@
 
 A job trains the card's model on the fold's training indices only (``validation``, when the
 split has one, only selects the epoch), predicts the fold's test indices (and, across datasets,
-the whole target) and returns ``metrics.json``, ``predictions*.csv``, ``confusion*.csv`` and
-``model.pt`` / ``model.pkl`` as bytes. It reads and writes no file, so a process pool or a Dask
+the whole target) and returns ``metrics.json``, ``predictions*.csv``, ``confusion*.csv``,
+``history.csv`` (neural models: one row per epoch) and ``model.pt`` / ``model.pkl`` as bytes. It reads and writes no file, so a process pool or a Dask
 worker on another machine can run it; the runner writes what it returns.
 """
 
@@ -134,6 +134,8 @@ def evaluate_job(data: ProtocolData, job: Job, model: Any, device: torch.device)
                                                             labels[idx], pred, probs, classes).encode()
         files[f"confusion{suffix}.csv"] = confusion_csv(metrics["confusion"], classes).encode()
     files.update(_model_file(model))
+    if getattr(model, "training_history", None):  # neural models (see ferbench.training.trainer)
+        files["history.csv"] = history_csv(model.training_history).encode()
     files["metrics.json"] = json_bytes(results)
     return files
 
@@ -181,6 +183,12 @@ def predictions_csv(samples: list, keys: Sequence[str], y_true: np.ndarray, y_pr
 def confusion_csv(confusion: Any, classes: list[str]) -> str:
     """CSV text of a K x K confusion matrix (rows true, columns predicted), labelled by class."""
     return pd.DataFrame(confusion, index=classes, columns=classes).to_csv()
+
+
+def history_csv(history: Sequence[Mapping[str, float]]) -> str:
+    """CSV text of a training history, one row per epoch (:func:`~ferbench.training.trainer.epoch_record`):
+    ``epoch, loss, lr[, val_accuracy], seconds``."""
+    return pd.DataFrame(list(history)).to_csv(index=False)
 
 
 def _model_file(model: Any) -> dict[str, bytes]:

@@ -31,7 +31,7 @@ from ferbench.intervals import run_intervals
 from ferbench.io import atomic_write_text, json_bytes
 from ferbench.metrics import aggregate, cross_dataset_drop, row_normalise
 from ferbench.pipeline import ProtocolData, data_fingerprint
-from ferbench.report import plot_confusion
+from ferbench.report import plot_confusion, write_run_curves
 from ferbench.runs import TRAIN_CROSS_VALIDATED, TRAIN_HELD_OUT_TARGET, RunDir, environment, job_inputs
 from ferbench.speed import count_parameters
 from ferbench.splits import Fold
@@ -136,7 +136,8 @@ def _plan(data: ProtocolData, folds: list[Fold], card: ModelCard, options: RunOp
 
 
 def _finish(data: ProtocolData, folds: list[Fold], plan: _CardPlan, options: RunOptions) -> dict[str, Any]:
-    """Header, summary (and speed) of a card's run from the jobs finished so far (``summary.json``)."""
+    """Header, summary (and speed) of a card's run from the jobs finished so far (``summary.json``),
+    and the training curves of those jobs (``curves.png``)."""
     card, run = plan.card, plan.run
     all_jobs = [(job.seed, job.fold.index, job.fingerprint) for job in plan.jobs]
     write_run_header(run, data, folds, card, plan.header)
@@ -147,6 +148,7 @@ def _finish(data: ProtocolData, folds: list[Fold], plan: _CardPlan, options: Run
         summary["params"] = count_parameters(load_job_model(run, card, num_classes, *done[0]))
     if options.speed:
         summary["speed"] = _speed(run, card, num_classes, resolve_device(options.device), done)
+    write_run_curves(run, summary["jobs"], f"{card.name} on {data.protocol.id}{' (synthetic)' if data.synthetic else ''}")
     run.write_json("summary.json", summary)
     return summary
 
