@@ -72,12 +72,14 @@ def plot_confusion(
 CURVES_FILE = "curves.png"
 LOG_LOSS_SPAN = 10.0
 """Training curves plot the loss on a log scale when its largest value is this many times its smallest."""
+MAX_LEGEND = 20
+"""Training curves name their lines (jobs) in a legend up to this many."""
 
 
 def plot_training_curves(histories: Mapping[str, pd.DataFrame], path: Path | str, title: str) -> Path:
     """Draw training histories (label, e.g. "seed0 fold1" -> ``history.csv`` frame) as a PNG.
 
-    One line per history: mean training loss per epoch (log scale when it spans a factor of
+    One line per history (named in a legend for up to :data:`MAX_LEGEND`): mean training loss per epoch (log scale when it spans a factor of
     :data:`LOG_LOSS_SPAN` or more) and, in a second panel when any history has it, validation
     accuracy in percent. Written atomically at 150 dpi.
     """
@@ -97,7 +99,10 @@ def plot_training_curves(histories: Mapping[str, pd.DataFrame], path: Path | str
         sns.lineplot(frame.assign(val_accuracy=frame["val_accuracy"] * 100), x="epoch", y="val_accuracy", hue="job",
                      marker="o", markersize=3, ax=others[0], legend=False)
         others[0].set_ylabel("validation accuracy (%)")
-    loss_axes.legend(fontsize=7, ncols=2 if len(histories) > 6 else 1)
+    if len(histories) <= MAX_LEGEND:
+        loss_axes.legend(fontsize=7, ncols=2 if len(histories) > 6 else 1)
+    else:
+        loss_axes.get_legend().remove()
     figure.suptitle(title)
     figure.tight_layout()
     png = io.BytesIO()

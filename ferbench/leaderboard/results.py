@@ -135,7 +135,7 @@ class RunResult:
             return {}
         side = "target" if self.cross_dataset else "test"
         scores = {}
-        for (seed, fold), job in self._done_jobs().items():
+        for (seed, fold), job in self.done_jobs().items():
             metrics_file = job / "metrics.json"
             try:
                 score = _read_json(metrics_file)[side][metric]
@@ -160,7 +160,7 @@ class RunResult:
         (``predictions_target.csv`` for cross-dataset runs; columns ``path``, ``true``, ``predicted``)."""
         name = "predictions_target.csv" if self.cross_dataset else "predictions.csv"
         correct: dict[str, list[bool]] = {}
-        for job in self._done_jobs().values():
+        for job in self.done_jobs().values():
             predictions = job / name
             try:
                 with predictions.open(encoding="utf-8", newline="") as handle:
@@ -174,7 +174,7 @@ class RunResult:
                 raise DataError(predictions, f"no `{err.args[0]}` column") from None
         return correct
 
-    def _done_jobs(self) -> dict[tuple[int, int], Path]:
+    def done_jobs(self) -> dict[tuple[int, int], Path]:
         """``(seed, fold) -> job directory`` of the jobs the summary aggregated (its ``jobs``)
         whose ``DONE`` still carries the fingerprint listed there and whose files are intact."""
         run = RunDir(self.path)
