@@ -3,8 +3,9 @@
 A job trains the card's model on the fold's training indices only (``validation``, when the
 split has one, only selects the epoch), predicts the fold's test indices (and, across datasets,
 the whole target) and returns ``metrics.json``, ``predictions*.csv``, ``confusion*.csv``,
-``history.csv`` (neural models: one row per epoch) and ``model.pt`` / ``model.pkl`` as bytes. It reads and writes no file, so a process pool or a Dask
-worker on another machine can run it; the runner writes what it returns.
+``history.csv`` (neural models: one row per epoch) and ``model.pt`` / ``model.pkl`` as bytes.
+It reads and writes no file, so a process pool or a Dask worker on another machine can run it;
+the runner writes what it returns.
 """
 
 from __future__ import annotations

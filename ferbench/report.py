@@ -79,9 +79,10 @@ MAX_LEGEND = 20
 def plot_training_curves(histories: Mapping[str, pd.DataFrame], path: Path | str, title: str) -> Path:
     """Draw training histories (label, e.g. "seed0 fold1" -> ``history.csv`` frame) as a PNG.
 
-    One line per history (named in a legend for up to :data:`MAX_LEGEND`): mean training loss per epoch (log scale when it spans a factor of
-    :data:`LOG_LOSS_SPAN` or more) and, in a second panel when any history has it, validation
-    accuracy in percent. Written atomically at 150 dpi.
+    One line per history (named in a legend for up to :data:`MAX_LEGEND`): mean training loss
+    per epoch (log scale when it spans a factor of :data:`LOG_LOSS_SPAN` or more) and, in a
+    second panel when any history has it, validation accuracy in percent. Written atomically
+    at 150 dpi.
     """
     if not histories:
         raise ValueError("plot_training_curves needs at least one history")

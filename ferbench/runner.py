@@ -148,7 +148,8 @@ def _finish(data: ProtocolData, folds: list[Fold], plan: _CardPlan, options: Run
         summary["params"] = count_parameters(load_job_model(run, card, num_classes, *done[0]))
     if options.speed:
         summary["speed"] = _speed(run, card, num_classes, resolve_device(options.device), done)
-    write_run_curves(run, summary["jobs"], f"{card.name} on {data.protocol.id}{' (synthetic)' if data.synthetic else ''}")
+    write_run_curves(run, summary["jobs"],
+                     f"{card.name} on {data.protocol.id}{' (synthetic)' if data.synthetic else ''}")
     run.write_json("summary.json", summary)
     return summary
 

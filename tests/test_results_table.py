@@ -59,7 +59,8 @@ def job_dir(out: Path, protocol: str, model: str, fold: int) -> Path:
 def test_one_row_per_job_and_side_with_its_metrics_and_provenance(runs):
     frame = results_frame([runs])
     keys = list(frame[["protocol", "model", "seed", "fold", "side"]].itertuples(index=False, name=None))
-    assert keys == [("ckplus_7cls_si", "tiny_microexpnet", 0, 0, "test"), ("ckplus_7cls_si", "tiny_microexpnet", 0, 1, "test"),
+    assert keys == [("ckplus_7cls_si", "tiny_microexpnet", 0, 0, "test"),
+                    ("ckplus_7cls_si", "tiny_microexpnet", 0, 1, "test"),
                     ("cross_ckplus_jaffe_cspp", "lbp_svm", 0, 0, "source"),
                     ("cross_ckplus_jaffe_cspp", "lbp_svm", 0, 0, "target")]
     for row in frame.itertuples(index=False):
