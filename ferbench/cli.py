@@ -427,6 +427,31 @@ def leaderboard(
 
 
 @app.command()
+def results(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run output roots (OUT of `ferbench run`), protocol folders or run folders.")],
+    csv: Annotated[Optional[Path], typer.Option("--csv", help="Write the table as CSV to this file.")] = None,
+    parquet: Annotated[Optional[Path], typer.Option("--parquet", help="Write the table as Parquet to this file (needs pyarrow).")] = None,
+) -> None:
+    """One row per (protocol, model, seed, fold, side) of finished runs, with every metric, for pandas."""
+    from ferbench.results_table import results_frame, write_results
+
+    if csv is not None and parquet is not None:
+        raise OptionError("--parquet", parquet, "give one of --csv and --parquet")
+    frame = results_frame(run_dirs)
+    count = frame["run"].nunique() if len(frame) else 0
+    runs = f"{count} run{'s' * (count != 1)}"
+    for fmt, path in (("csv", csv), ("parquet", parquet)):
+        if path is not None:
+            writable_folder(path.parent, f"--{fmt}")
+            write_results(frame, path, fmt)
+            typer.echo(f"wrote {len(frame)} rows ({runs}, {len(frame.columns)} columns) to {path}")
+            return
+    shown = ["protocol", "model", "seed", "fold", "side", "accuracy", "macro_f1", "uar", "train_status"]
+    typer.echo(tabulate(frame[shown].values.tolist() if len(frame) else [], headers=shown, floatfmt=".4f"))
+    typer.echo(f"{len(frame)} rows from {runs}; --csv FILE or --parquet FILE writes all {len(frame.columns)} columns")
+
+
+@app.command()
 def evaluate(
     protocol_file: Annotated[Path, typer.Argument(help="Protocol YAML.")],
     checkpoint: Annotated[Optional[Path], typer.Option(help="TorchScript .pt, ONNX .onnx, state dict .pt or classical .pkl.")] = None,

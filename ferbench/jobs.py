@@ -3,10 +3,10 @@
 A job checks that its fold's training and test images are apart (:func:`check_job_isolation`),
 trains the card's model on the fold's training indices only (``validation``, when the split has
 one, only selects the epoch), predicts the fold's test indices (and, across datasets,
-the whole target) and returns ``metrics.json``, ``predictions*.csv``, ``confusion*.csv`` and
-``model.pt`` / ``model.pkl`` (:mod:`ferbench.runs.job_files`) as bytes. It reads and writes no
-file, so a process pool or a Dask worker on another machine can run it; the runner writes what
-it returns.
+the whole target) and returns ``metrics.json``, ``predictions*.csv``, ``confusion*.csv``,
+``history.csv`` (neural models: one row per epoch) and ``model.pt`` / ``model.pkl``
+(:mod:`ferbench.runs.job_files`) as bytes. It reads and writes no file, so a process pool or a
+Dask worker on another machine can run it; the runner writes what it returns.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ferbench.metrics import fold_metrics
 from ferbench.models.checkpoint import load_weights
 from ferbench.pipeline import ProtocolData
 from ferbench.runs import job_fingerprint
-from ferbench.runs.job_files import confusion_csv, model_file, predictions_csv
+from ferbench.runs.job_files import confusion_csv, history_csv, model_file, predictions_csv
 from ferbench.splits import Fold, check_isolation
 from ferbench.training import can_stack, fit, fit_stacked, predict_proba, seed_everything, teacher_forward
 
@@ -143,6 +143,8 @@ def evaluate_job(data: ProtocolData, job: Job, model: Any, device: torch.device)
                                                             labels[idx], pred, probs, classes).encode()
         files[f"confusion{suffix}.csv"] = confusion_csv(metrics["confusion"], classes).encode()
     files.update(model_file(model))
+    if getattr(model, "training_history", None):  # neural models (see ferbench.training.trainer)
+        files["history.csv"] = history_csv(model.training_history).encode()
     files["metrics.json"] = json_bytes(results)
     return files
 

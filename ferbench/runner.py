@@ -30,6 +30,7 @@ from ferbench.runs import RunDir, job_inputs
 from ferbench.runs.header import run_header, write_run_header
 from ferbench.runs.job_files import load_job_model
 from ferbench.runs.summary import run_speed, summarise
+from ferbench.report import write_run_curves
 from ferbench.speed import count_parameters
 from ferbench.splits import Fold
 
@@ -131,7 +132,8 @@ def _plan(data: ProtocolData, folds: list[Fold], card: ModelCard, options: RunOp
 
 
 def _finish(data: ProtocolData, folds: list[Fold], plan: _CardPlan, options: RunOptions) -> dict[str, Any]:
-    """Header, summary (and speed) of a card's run from the jobs finished so far (``summary.json``)."""
+    """Header, summary (and speed) of a card's run from the jobs finished so far (``summary.json``),
+    and the training curves of those jobs (``curves.png``)."""
     card, run = plan.card, plan.run
     all_jobs = [(job.seed, job.fold.index, job.fingerprint) for job in plan.jobs]
     write_run_header(run, data, folds, card, plan.header)
@@ -142,6 +144,8 @@ def _finish(data: ProtocolData, folds: list[Fold], plan: _CardPlan, options: Run
         summary["params"] = count_parameters(load_job_model(run, card, num_classes, *done[0]))
     if options.speed:
         summary["speed"] = run_speed(run, card, num_classes, resolve_device(options.device), done)
+    write_run_curves(run, summary["jobs"],
+                     f"{card.name} on {data.protocol.id}{' (synthetic)' if data.synthetic else ''}")
     run.write_json("summary.json", summary)
     return summary
 

@@ -1,6 +1,8 @@
 """Executors: local processes and a Dask cluster give the run directory a sequential run gives;
 a distilling card's teacher trains per fold on that fold's training data only, before its student."""
 
+import hashlib
+import json
 import shutil
 import socket
 from contextlib import contextmanager
@@ -71,11 +73,20 @@ def one_thread():
 
 def job_files(out: Path) -> dict[str, object]:
     """Every job file under a run root (``DONE`` included), by relative path: bytes, or for
-    ``model.pt`` the weights as lists (its zip archive holds a random serialisation id)."""
+    ``model.pt`` the weights as lists (its zip archive holds a random serialisation id), for
+    ``history.csv`` its columns but the wall-clock ``seconds``, and for ``DONE`` its record with
+    the history's hash checked against the file and left out (it covers those seconds)."""
     files = {}
     for path in sorted(out.rglob("seed*/fold*/*")):
         if path.name == "model.pt":
             files[str(path.relative_to(out))] = {k: v.tolist() for k, v in torch.load(path, weights_only=True).items()}
+        elif path.name == "history.csv":
+            files[str(path.relative_to(out))] = pd.read_csv(path).drop(columns="seconds").to_dict("list")
+        elif path.name == "DONE":
+            done = json.loads(path.read_text())
+            history = path.parent / "history.csv"
+            assert done["files"].pop("history.csv") == hashlib.sha256(history.read_bytes()).hexdigest()
+            files[str(path.relative_to(out))] = done
         elif path.is_file():
             files[str(path.relative_to(out))] = path.read_bytes()
     return files

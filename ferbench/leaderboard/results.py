@@ -153,7 +153,7 @@ class RunResult:
             return {}
         side = "target" if self.cross_dataset else "test"
         scores = {}
-        for (seed, fold), job in self._done_jobs().items():
+        for (seed, fold), job in self.done_jobs().items():
             metrics_file = job / "metrics.json"
             try:
                 score = _read_json(metrics_file)[side][metric]
@@ -195,7 +195,7 @@ class RunResult:
     @property
     def has_predictions(self) -> bool:
         """Every finished job holds its predictions file (see :meth:`prediction_rows`)."""
-        return all((job / self._predictions_name).is_file() for job in self._done_jobs().values())
+        return all((job / self._predictions_name).is_file() for job in self.done_jobs().values())
 
     @property
     def _predictions_name(self) -> str:
@@ -209,7 +209,7 @@ class RunResult:
         Raises:
             DataError: a finished job without its predictions file, or one lacking a column.
         """
-        for job in self._done_jobs().values():
+        for job in self.done_jobs().values():
             predictions = job / self._predictions_name
             try:
                 with predictions.open(encoding="utf-8", newline="") as handle:
@@ -236,7 +236,7 @@ class RunResult:
         except ValidationError as err:
             raise DataError(self.path / "protocol.resolved.yaml", f"`split`: {err.errors()[0]['msg']}") from None
 
-    def _done_jobs(self) -> dict[tuple[int, int], Path]:
+    def done_jobs(self) -> dict[tuple[int, int], Path]:
         """``(seed, fold) -> job directory`` of the jobs the summary aggregated (its ``jobs``)
         whose ``DONE`` still carries the fingerprint listed there and whose files are intact."""
         run = RunDir(self.path)

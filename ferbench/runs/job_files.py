@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import pickle
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -58,3 +58,9 @@ def load_job_model(run: RunDir, card: ModelCard, num_classes: int, seed: int, fo
     if (job_dir / "model.pkl").is_file():
         return pickle.loads((job_dir / "model.pkl").read_bytes())
     return load_weights(build_model(card, num_classes), job_dir / "model.pt").eval()
+
+
+def history_csv(history: Sequence[Mapping[str, float]]) -> str:
+    """CSV text of a training history, one row per epoch (:func:`~ferbench.training.trainer.epoch_record`):
+    ``epoch, loss, lr[, val_accuracy], seconds``."""
+    return pd.DataFrame(list(history)).to_csv(index=False)

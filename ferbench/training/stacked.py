@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -72,6 +73,7 @@ from ferbench.training.trainer import (
     _num_classes,
     _Precision,
     _training_images,
+    epoch_record,
     learning_rate,
     load_init_checkpoint,
     seed_everything,
@@ -133,6 +135,8 @@ def fit_stacked(
     Returns:
         ``models``, trained, on ``device`` and in eval mode: model k equals
         ``fit(models[k], card, *folds[k], device, seeds[k], progress=False)`` up to float noise.
+        Each carries ``training_history`` as ``fit`` records it: its own mean loss per epoch;
+        ``seconds`` is the wall time of the epoch all K shared.
 
     Raises:
         ValueError: an unsupported model, card or device (the message says why; see
@@ -177,7 +181,9 @@ def fit_stacked(
     state.skeleton.train()
     bar = tqdm(range(recipe.epochs), desc=f"{card.name} x{len(models)}", unit="epoch", disable=not progress,
                leave=False)
+    histories: list[list[dict[str, float]]] = [[] for _ in models]
     for epoch in bar:
+        started = time.perf_counter()
         lr = learning_rate(recipe, epoch)
         plans = [_batches(lane.size, recipe, lane.generator) for lane in lanes]
         total, seen = torch.zeros(len(lanes), device=device), torch.zeros(len(lanes), device=device)
@@ -196,7 +202,13 @@ def fit_stacked(
             optimizer.step(state.flat, grads, [k in batches for k in range(len(lanes))], lr)
         if progress:
             bar.set_postfix(loss=f"{(total.sum() / seen.sum().clamp_min(1)).item():.4f}")
+        mean_losses = (total / seen).tolist()  # per model, over its epoch's images (waits for the device)
+        seconds = time.perf_counter() - started
+        for history, mean_loss in zip(histories, mean_losses):
+            history.append(epoch_record(epoch, mean_loss, lr, seconds))
     state.write_back(models)
+    for model, history in zip(models, histories):
+        model.training_history = history
     return [model.eval() for model in models]
 
 

@@ -14,12 +14,16 @@ seed on the same device gives the same weights (bit for bit on CPU; CUDA kernels
 
 Precision: on CUDA the forward pass runs under ``torch.autocast`` (bfloat16 where supported,
 else float16 with a gradient scaler); losses are computed in float32. Elsewhere float32.
+
+History: a neural model returned by :func:`fit` carries ``model.training_history``, one
+:func:`epoch_record` per epoch (a job writes it as ``history.csv``, see :mod:`ferbench.jobs`).
 """
 
 from __future__ import annotations
 
 import os
 import random
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -71,6 +75,18 @@ def learning_rate(recipe: Recipe, epoch: int) -> float:
     return recipe.optimizer.lr * recipe.schedule.factor(epoch)
 
 
+def epoch_record(epoch: int, loss: float, lr: float, seconds: float,
+                 val_accuracy: float | None = None) -> dict[str, float]:
+    """One row of a training history: 0-based ``epoch``, mean training ``loss`` over the
+    epoch's images, learning rate ``lr``, validation accuracy (a fraction; only when a
+    validation set exists) and the epoch's wall-clock ``seconds`` (training and validation;
+    it varies between runs and is part of no fingerprint)."""
+    record = {"epoch": epoch, "loss": loss, "lr": lr}
+    if val_accuracy is not None:
+        record["val_accuracy"] = val_accuracy
+    return record | {"seconds": round(seconds, 3)}
+
+
 def build_optimizer(params: list[nn.Parameter], spec: OptimizerSpec) -> torch.optim.Optimizer:
     """The torch optimiser a card's ``recipe.optimizer`` describes."""
     return _OPTIMIZERS[spec.name](params, spec)
@@ -103,6 +119,8 @@ def fit(
             FER2013's PublicTest). When given, the weights of the epoch with the best
             validation accuracy (the earliest on a tie) are returned, and the chosen epoch is
             stored as ``model.selected_epoch``; the test data never takes part in selection.
+
+    The per-epoch history (:func:`epoch_record`) is stored as ``model.training_history``.
     """
     if not isinstance(model, nn.Module):
         return model.fit(_classical_images(card, images), labels.cpu().numpy())
@@ -126,10 +144,13 @@ def fit(
     optimizer = build_optimizer(list(model.parameters()) + objective.extra_parameters(), recipe.optimizer)
     precision = _Precision(device)
     selection = _BestEpoch(card, validation, device) if validation is not None else None
+    history = []
     bar = tqdm(range(recipe.epochs), desc=card.name, unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
+        started = time.perf_counter()
+        lr = learning_rate(recipe, epoch)
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(recipe, epoch)
+            group["lr"] = lr
         model.train()
         total, seen = torch.zeros((), device=device), 0
         batches = _batches(len(images), recipe, generator)
@@ -148,10 +169,11 @@ def fit(
         bar.set_postfix(loss=f"{mean_loss:.4f}")
         if on_epoch_end is not None:
             on_epoch_end(epoch, mean_loss)
-        if validation is not None:
-            selection.update(epoch, model)
+        val_accuracy = selection.update(epoch, model) if validation is not None else None
+        history.append(epoch_record(epoch, mean_loss, lr, time.perf_counter() - started, val_accuracy))
     if validation is not None:
         selection.restore(model)
+    model.training_history = history
     return model.eval()
 
 
@@ -212,12 +234,14 @@ class _BestEpoch:
         self.images, self.labels = validation[0], validation[1].cpu()
         self.best_accuracy, self.best_epoch, self.best_state = -1.0, -1, None
 
-    def update(self, epoch: int, model: nn.Module) -> None:
+    def update(self, epoch: int, model: nn.Module) -> float:
+        """Score ``model`` after ``epoch``; keep its weights when best so far; return the accuracy."""
         probs = predict_proba(model, self.card, self.images, self.device)
         accuracy = (probs.argmax(dim=1) == self.labels).float().mean().item()
         if accuracy > self.best_accuracy:
             self.best_accuracy, self.best_epoch = accuracy, epoch
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return accuracy
 
     def restore(self, model: nn.Module) -> None:
         model.load_state_dict(self.best_state)
