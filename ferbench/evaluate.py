@@ -82,7 +82,7 @@ from ferbench.labels import check_class_set
 from ferbench.metrics import fold_metrics
 from ferbench.models.checkpoint import read_pickle, read_state_dict
 from ferbench.pipeline import ProtocolData, Side, data_fingerprint
-from ferbench.plugins import build_model
+from ferbench.models.build import build_model
 from ferbench.protocol import PreprocessSpec, is_synthetic
 from ferbench.jobs import confusion_csv, predictions_csv, resolve_device
 from ferbench.runner import run_header, summarise, write_run_header

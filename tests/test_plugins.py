@@ -1,4 +1,4 @@
-"""Model plug-ins: entry points, factory strings, timm names, and the model contract checks."""
+"""Plug-ins: entry points (models, augmentations), factory strings, timm names, and the model contract checks."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ import torch
 from typer.testing import CliRunner
 
 import ferbench.plugins as plugins
+from ferbench import registry
 from ferbench.cards import load_card
 from ferbench.cli import app
-from ferbench.errors import ProtocolError
-from ferbench.models import list_models, registry
-from ferbench.plugins import PluginError, build_model
+from ferbench.errors import CardError, PluginError
+from ferbench.models import list_models
+from ferbench.models.build import build_model
 from ferbench.training import fit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,8 +43,10 @@ recipe:
 
 @pytest.fixture
 def fresh_registry(monkeypatch):
-    """A registry copy and a plug-in scan that runs again; both restored after the test."""
-    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
+    """Registry copies and a plug-in scan that runs again; all restored after the test."""
+    for reg in (registry.DATASETS, registry.MODELS, registry.OBJECTIVES, registry.AUGMENTATIONS):
+        reg.names()  # the built-ins go into the real registry first
+        monkeypatch.setattr(reg, "_items", dict(reg._items))
     monkeypatch.setattr(plugins, "_scanned", False)
 
 
@@ -114,7 +117,7 @@ def test_entry_points_are_called_once(fresh_registry, monkeypatch):
 
 @pytest.mark.parametrize("value, message", [
     ("no_such_plugin:register", "cannot be loaded: ModuleNotFoundError"),
-    ("ferbench.plugins:TIMM_PREFIX", "names a str; it must name a function"),
+    ("ferbench.plugins:ENTRY_POINT_GROUP", "names a str; it must name a function"),
     ("ferbench.models.lopes:lopes_cnn", "failed while registering its models: TypeError"),
 ])
 def test_broken_entry_points_name_themselves(fresh_registry, monkeypatch, value, message):
@@ -158,9 +161,9 @@ def test_factory_from_a_module_and_from_a_file_relative_to_the_card(monkeypatch,
 
 
 def test_model_and_factory_are_alternatives_and_a_factory_names_a_callable(tmp_path):
-    with pytest.raises(ProtocolError, match="`model` and `factory` are alternatives"):
+    with pytest.raises(CardError, match="`model` and `factory` are alternatives"):
         load_card(write_card(tmp_path, "model: lopes_cnn\nfactory: a.b:c"))
-    with pytest.raises(ProtocolError, match="factory `nets.py`: expected `package.module:callable` or `path/to/file.py:callable`"):
+    with pytest.raises(CardError, match="factory `nets.py`: expected `package.module:callable` or `path/to/file.py:callable`"):
         load_card(write_card(tmp_path, "factory: nets.py"))
 
 
@@ -168,7 +171,7 @@ def test_model_and_factory_are_alternatives_and_a_factory_names_a_callable(tmp_p
     ("no_such_package.nets:build", "cannot import module `no_such_package.nets`"),
     ("ferbench_example_plugin.model:tiny_fer_cn", "has no attribute `tiny_fer_cn` \\(did you mean `tiny_fer_cnn`\\?\\)"),
     ("missing.py:build", "missing.py not found"),
-    ("ferbench.plugins:TIMM_PREFIX", "`TIMM_PREFIX` is a str, not a callable"),
+    ("ferbench.models.factories:TIMM_PREFIX", "`TIMM_PREFIX` is a str, not a callable"),
     ("broken.py:build", "importing .*broken.py failed \\(NameError"),
     ("wrong.py:returns_dict", "built a dict: expected a torch.nn.Module or an object with fit\\(\\) and predict_proba\\(\\)"),
     ("wrong.py:too_many_outputs", "maps a probe batch of shape \\(2, 1, 24, 24\\) to \\(2, 8\\); expected logits of shape \\(2, 7\\)"),
