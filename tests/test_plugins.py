@@ -138,6 +138,68 @@ def test_an_entry_point_cannot_take_a_builtin_name(fresh_registry, monkeypatch, 
         list_models()
 
 
+INVERT_PLUGIN = """
+import torch
+from typing import Literal
+from pydantic import Field, StrictFloat
+
+from ferbench.spec import NamedSpec
+from ferbench.training import register_augmentation
+from ferbench.training.augment import Augmentation
+
+BATCHES = []  # shape of every batch the augmentation saw
+
+
+class Invert(NamedSpec):
+    name: Literal["invert"]
+    p: StrictFloat = Field(ge=0, le=1)
+    mode: Literal["all", "dark"] = "all"
+
+
+class RandomInvert(Augmentation):
+    def __call__(self, x, generator):
+        BATCHES.append(tuple(x.shape))
+        chosen = torch.rand(len(x), generator=generator, device=generator.device) < self.spec.p
+        return torch.where(chosen.view(-1, 1, 1, 1), 1 - x, x)
+
+
+def register():
+    register_augmentation("invert", Invert)(RandomInvert)
+"""
+
+
+def test_a_card_selects_an_augmentation_a_plug_in_registered_with_its_spec(fresh_registry, monkeypatch, tmp_path):
+    (tmp_path / "invert_plugin.py").write_text(INVERT_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    install(monkeypatch, entry_point("invert_plugin:register"))
+    import invert_plugin
+
+    def card_with(augment: str) -> Path:
+        path = write_card(tmp_path, "factory: ferbench_example_plugin.model:tiny_fer_cnn")
+        path.write_text(path.read_text() + f"  augment: [{augment}]\n")
+        return path
+
+    card = load_card(card_with("{name: hflip}, {name: invert, p: 1.0}"))
+    assert [type(spec).__name__ for spec in card.recipe.augment] == ["HFlip", "Invert"]
+    assert (card.recipe.augment[1].p, card.recipe.augment[1].mode) == (1.0, "all")
+    assert card.resolved_dict()["recipe"]["augment"][1] == {"name": "invert", "p": 1.0, "mode": "all"}
+    images = torch.randint(0, 256, (16, 24, 24), dtype=torch.uint8)
+    fit(build_model(card, 3), card, images, torch.arange(16) % 3, torch.device("cpu"), seed=0, progress=False)
+    assert invert_plugin.BATCHES == [(8, 1, 24, 24)] * 2  # 16 images, batch 8, one epoch
+
+    for augment, key, problem in [
+        ("{name: invrt, p: 1.0}", "recipe.augment[0]", "unknown augmentation `invrt` (did you mean `invert`?)"),
+        ("{name: invert, pp: 1.0}", "recipe.augment[0]", "unknown key `pp` for `invert` (did you mean `p`?)"),
+        ("{name: invert, p: 2.0}", "recipe.augment[0].p", "Input should be less than or equal to 1 (got `2.0`)"),
+        ("{name: invert, p: 1.0, mode: drak}", "recipe.augment[0].mode",
+         "`drak` is not a valid value (did you mean `dark`?); choose one of all, dark"),
+    ]:
+        with pytest.raises(CardError) as caught:
+            load_card(card_with(augment))
+        assert (caught.value.key, caught.value.line) == (key, 9)
+        assert problem in caught.value.problem
+
+
 # ----------------------------------------------------------------------------- factory strings
 
 
