@@ -54,7 +54,6 @@ SizeOrSide = Annotated[Size, BeforeValidator(_square)]
 """[H, W], or one side for a square."""
 
 
-
 class StrictSpec(BaseModel):
     """Base of every spec model: unknown keys are errors, instances are frozen."""
 
@@ -69,7 +68,7 @@ class NamedSpec(StrictSpec):
     @model_validator(mode="before")
     @classmethod
     def _known_keys(cls, data: Any) -> Any:
-        # pydantic's own extra-key error loses the member inside a tagged union, so no suggestion.
+        # pydantic's own extra-key error names neither the member nor its keys, so no suggestion.
         if isinstance(data, dict) and cls.model_config.get("extra") == "forbid":
             known = [field.alias or key for key, field in cls.model_fields.items()]
             for key in data:
@@ -133,12 +132,13 @@ class NameChoice:
         members = self.members()
         if isinstance(value, BaseModel) and type(value) is self.member(value):
             return value  # built in code
+        names = ", ".join(members)
         if not isinstance(value, dict):
-            raise ValueError(f"expected a mapping such as `{{name: {next(iter(members))}}}`, got `{value}`")
-        name, names = value.get("name"), ", ".join(members)
+            raise ValueError(f"expected a mapping `{{name: ..., ...}}` naming one of {names}, got `{value}`")
+        name = value.get("name")
         if name is None:
             raise ValueError(f"required key `name` is missing; choose one of {names}")
-        if name not in members:
+        if not isinstance(name, str) or name not in members:
             raise ValueError(f"unknown {self.kind} `{name}`{did_you_mean(name, members)}; choose one of {names}")
         return members[name].model_validate(value)
 
