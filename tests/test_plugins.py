@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import textwrap
@@ -45,7 +46,7 @@ recipe:
 def fresh_registry(monkeypatch):
     """Registry copies and a plug-in scan that runs again; all restored after the test."""
     for reg in (registry.DATASETS, registry.MODELS, registry.OBJECTIVES, registry.AUGMENTATIONS):
-        reg.names()  # the built-ins go into the real registry first
+        importlib.import_module(reg.builtins)  # the built-ins go into the real registry first
         monkeypatch.setattr(reg, "_items", dict(reg._items))
     monkeypatch.setattr(plugins, "_scanned", False)
 
