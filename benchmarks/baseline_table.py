@@ -22,7 +22,7 @@ import torch
 
 from ferbench.cards import list_cards
 from ferbench.pipeline import attach_images, load_protocol_data
-from ferbench.plugins import build_model
+from ferbench.models.build import build_model
 from ferbench.protocol import load_protocol
 from ferbench.runner import RunOptions, run_card
 from ferbench.speed import speed_report

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fold_batching import random_folds, time_folds  # noqa: E402
 
 from ferbench.cards import load_card  # noqa: E402
-from ferbench.plugins import build_model  # noqa: E402
+from ferbench.models.build import build_model  # noqa: E402
 from ferbench.training import fit, seed_everything  # noqa: E402
 
 CARDS = ("microexpnet_xxs", "emotionnet_nano_b", "lopes_cnn")

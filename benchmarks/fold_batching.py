@@ -23,7 +23,7 @@ import time
 import torch
 
 from ferbench.cards import load_card
-from ferbench.plugins import build_model
+from ferbench.models.build import build_model
 from ferbench.training import fit, seed_everything
 from ferbench.training.stacked import fit_stacked, stack_refusal
 

@@ -32,11 +32,17 @@ Format (every key but ``name``, ``model``, ``input.size`` and the recipe's ``epo
 
 ``factory:`` is another way to write ``model:`` for a factory string (the card's ``model`` then
 holds it; a relative ``.py`` path is made absolute, relative to the card file); a bare name
-``timm/<architecture>[@<side>]`` loads a default card made on the fly. See
-:mod:`ferbench.plugins`.
+``timm/<architecture>[@<side>]`` loads a default card made on the fly (:func:`timm_card`). See
+:mod:`ferbench.models.factories`.
 
-Errors raise :class:`~ferbench.errors.ProtocolError` naming the card file, the 1-based line and
-the key path, with a suggestion for a misspelt key or name (the protocol layer's machinery).
+The schema of ``recipe.objective`` and of each ``recipe.augment`` item comes from the registries
+(:data:`ferbench.registry.OBJECTIVES`, :data:`~ferbench.registry.AUGMENTATIONS`): the spec
+registered with the ``name`` validates the other keys, so what a plug-in registers is named in a
+card like a built-in. The specs live beside their code (:mod:`ferbench.training.objectives`,
+:mod:`ferbench.training.augment`).
+
+Errors raise :class:`~ferbench.errors.CardError` naming the card file, the 1-based line and
+the key path, with a suggestion for a misspelt key or name (:mod:`ferbench.spec`).
 """
 
 from __future__ import annotations
@@ -46,14 +52,14 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, StrictFloat, StrictInt, ValidationError,
-                      model_validator)
+from pydantic import BeforeValidator, Field, PrivateAttr, StrictFloat, StrictInt, ValidationError, model_validator
 
 import ferbench
-from ferbench.errors import ProtocolError, UnknownName, did_you_mean
-from ferbench.protocol import _Locator, _read_yaml, _translate
+from ferbench.errors import CardError, PluginError, UnknownName
+from ferbench.registry import AUGMENTATIONS, OBJECTIVES
+from ferbench.spec import Locator, NameChoice, NamedSpec, PositiveInt, Size, StrictSpec, read_yaml, translate
 
 BASELINES_ENV = "FERBENCH_BASELINES"
 """Environment variable naming the folder of bundled cards (default: the repository's ``baselines/``)."""
@@ -61,17 +67,8 @@ BASELINES_ENV = "FERBENCH_BASELINES"
 NOT_FINGERPRINTED = frozenset({"citation", "notes", "reported"})
 """Card keys that describe a card but cannot change results."""
 
-PositiveInt = Annotated[StrictInt, Field(ge=1)]
-NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
-Size = tuple[PositiveInt, PositiveInt]
-
-
-def _square(value: Any) -> Any:
-    """``224`` -> ``[224, 224]``: a side given once means a square."""
-    return [value, value] if isinstance(value, int) and not isinstance(value, bool) else value
-
-
-SizeOrSide = Annotated[Size, BeforeValidator(_square)]
+TIMM_SIDE = 64
+"""Default input side (pixels) of a card made for ``timm/<architecture>``."""
 
 
 def _not_boolean(value: Any) -> Any:
@@ -81,46 +78,15 @@ def _not_boolean(value: Any) -> Any:
     return value
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class _Named(_Spec):
-    """A member of a ``name``-tagged choice (optimizer, schedule, objective, augmentation)."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_keys(cls, data: Any) -> Any:
-        # pydantic's own extra-key error loses the member inside a tagged union, so no suggestion.
-        if isinstance(data, dict):
-            known = [field.alias or key for key, field in cls.model_fields.items()]
-            for key in data:
-                if key not in known:
-                    raise ValueError(f"unknown key `{key}` for `{data.get('name')}`{did_you_mean(key, known)}; "
-                                     f"allowed: {', '.join(known)}")
-        return data
-
-
-def _choice(kind: str, *members: type[_Named]) -> Any:
-    """The annotation of a ``name``-tagged choice among ``members`` with a readable unknown-name error."""
-    names = [get_args(member.model_fields["name"].annotation)[0] for member in members]
-
-    def check_name(value: Any) -> Any:
-        if isinstance(value, dict):
-            name = value.get("name")
-            if name is None:
-                raise ValueError(f"required key `name` is missing; choose one of {', '.join(names)}")
-            if name not in names:
-                raise ValueError(f"unknown {kind} `{name}`{did_you_mean(name, names)}; choose one of {', '.join(names)}")
-        return value
-
-    return Annotated[Union[members], Field(discriminator="name"), BeforeValidator(check_name)]
+def _choice(kind: str, *members: type[NamedSpec]) -> Any:
+    """The annotation of a ``name``-tagged choice among ``members``."""
+    return Annotated[Union[members], NameChoice.closed(kind, *members)]
 
 
 # ----------------------------------------------------------------------------- input
 
 
-class InputSpec(_Spec):
+class InputSpec(StrictSpec):
     """What the network sees: channels (gray is repeated to 3, colour becomes luminance), size
     [H, W] in pixels, and the intensity scaling: ``unit`` [0, 1], ``minus_one_one`` [-1, 1],
     ``standardize`` per image to zero mean and unit standard deviation."""
@@ -133,7 +99,7 @@ class InputSpec(_Spec):
 # ----------------------------------------------------------------------------- optimizers
 
 
-class Adam(_Named):
+class Adam(NamedSpec):
     name: Literal["adam"]
     lr: StrictFloat = Field(gt=0)
     betas: tuple[StrictFloat, StrictFloat] = (0.9, 0.999)
@@ -141,7 +107,7 @@ class Adam(_Named):
     weight_decay: StrictFloat = Field(0.0, ge=0)
 
 
-class AdamW(_Named):
+class AdamW(NamedSpec):
     name: Literal["adamw"]
     lr: StrictFloat = Field(gt=0)
     betas: tuple[StrictFloat, StrictFloat] = (0.9, 0.999)
@@ -149,7 +115,7 @@ class AdamW(_Named):
     weight_decay: StrictFloat = Field(0.01, ge=0)
 
 
-class SGD(_Named):
+class SGD(NamedSpec):
     name: Literal["sgd"]
     lr: StrictFloat = Field(gt=0)
     momentum: StrictFloat = Field(0.0, ge=0)
@@ -165,7 +131,7 @@ OptimizerSpec = _choice("optimizer", Adam, AdamW, SGD)
 # changes the length of a run, rescaled() keeps the schedule's shape over the run.
 
 
-class Constant(_Named):
+class Constant(NamedSpec):
     name: Literal["constant"]
 
     def factor(self, epoch: int) -> float:
@@ -175,7 +141,7 @@ class Constant(_Named):
         return self
 
 
-class MultiStep(_Named):
+class MultiStep(NamedSpec):
     """From epoch ``milestones[k]`` (0-based, so 81 is the 82nd epoch, Keras' ``epoch > 80``) on,
     the rate is lr * ``factors[k]`` (factors are relative to the initial rate, not cumulative)."""
 
@@ -200,7 +166,7 @@ class MultiStep(_Named):
         return self.model_copy(update={"milestones": milestones})
 
 
-class Step(_Named):
+class Step(NamedSpec):
     """lr * gamma ** (epoch // step_size)."""
 
     name: Literal["step"]
@@ -217,158 +183,25 @@ class Step(_Named):
 ScheduleSpec = _choice("schedule", Constant, MultiStep, Step)
 
 
-# ----------------------------------------------------------------------------- objectives
-# Definitions: ferbench.training.objectives (one class per name below).
+# ----------------------------------------------------------------------------- objectives and augmentations
 
+ObjectiveSpec = Annotated[NamedSpec, NameChoice.registered(OBJECTIVES)]
+"""The spec of a registered objective (:mod:`ferbench.training.objectives`, or a plug-in's)."""
 
-class CrossEntropy(_Named):
-    name: Literal["cross_entropy"]
+AugmentSpec = Annotated[NamedSpec, NameChoice.registered(AUGMENTATIONS)]
+"""The spec of a registered augmentation (:mod:`ferbench.training.augment`, or a plug-in's)."""
 
-
-class LabelSmoothing(_Named):
-    """``confidence`` on the true class, the rest shared equally by the other K - 1 classes."""
-
-    name: Literal["label_smoothing"]
-    confidence: StrictFloat = Field(gt=0, le=1)
-
-
-class CenterLoss(_Named):
-    name: Literal["center_loss"]
-    lambda_: StrictFloat = Field(alias="lambda", ge=0)
-    alpha: StrictFloat = Field(gt=0, le=1)
-
-
-class Distillation(_Named):
-    """``teacher`` is the card (name or path) of the teacher model."""
-
-    name: Literal["distillation"]
-    lambda_: StrictFloat = Field(alias="lambda", ge=0, le=1)
-    temperature: StrictFloat = Field(gt=0)
-    teacher: str
-
-
-class ED2L(_Named):
-    name: Literal["ed2l"]
-    lambda_t: StrictFloat = Field(1.0, ge=0)
-    lambda_p: StrictFloat = Field(10.0, ge=0)
-
-
-class AMSoftmax(_Named):
-    name: Literal["am_softmax"]
-
-
-BUILTIN_OBJECTIVES = (CrossEntropy, LabelSmoothing, CenterLoss, Distillation, ED2L, AMSoftmax)
-
-
-class PluginObjective(_Spec):
-    """An objective a plug-in registered with ``ferbench.training.objectives.register_objective``;
-    the card's other keys reach the objective as attributes of this spec."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-    name: str
-
-
-def _plugin_objective(value: Any) -> Any:
-    """Route a name that is no built-in objective to :class:`PluginObjective` if a plug-in
-    registered it; an unknown name is an error with a suggestion."""
-    builtin = [get_args(member.model_fields["name"].annotation)[0] for member in BUILTIN_OBJECTIVES]
-    if not isinstance(value, dict) or value.get("name") in builtin or value.get("name") is None:
-        return value
-    from ferbench.models.registry import list_models  # loads the plug-ins (lazy: they import cards)
-    from ferbench.training.objectives import OBJECTIVES
-
-    list_models()
-    name = value["name"]
-    if name not in OBJECTIVES.names():
-        known = OBJECTIVES.names()
-        raise ValueError(f"unknown objective `{name}`{did_you_mean(name, known)}; choose one of {', '.join(known)}")
-    return PluginObjective(**value)
-
-
-ObjectiveSpec = Annotated[
-    Union[_choice("objective", *BUILTIN_OBJECTIVES), PluginObjective],
-    Field(union_mode="left_to_right"),
-    BeforeValidator(_plugin_objective),
-]
-
-
-# ----------------------------------------------------------------------------- augmentations
-# Definitions: ferbench.training.augment (one class per name below).
-
-
-class FixedCrops(_Named):
-    """Crops of side ``crop`` at ``offsets`` [top, left] of a ``from``-sized face (MicroExpNet)."""
-
-    name: Literal["fixed_crops"]
-    offsets: tuple[tuple[NonNegativeInt, NonNegativeInt], ...] = Field(min_length=1)
-    crop: SizeOrSide
-    from_: SizeOrSide = Field(alias="from")
-
-    @model_validator(mode="after")
-    def _inside(self) -> FixedCrops:
-        for top, left in self.offsets:
-            if top + self.crop[0] > self.from_[0] or left + self.crop[1] > self.from_[1]:
-                raise ValueError(f"offset [{top}, {left}] puts a {list(self.crop)} crop outside the {list(self.from_)} face")
-        return self
-
-
-class TenCrop(_Named):
-    """The 4 corner crops and the centre crop of side ``crop`` of a ``from``-sized face, and their mirrors (ED²L)."""
-
-    name: Literal["ten_crop"]
-    crop: SizeOrSide
-    from_: SizeOrSide = Field(alias="from")
-
-    @model_validator(mode="after")
-    def _inside(self) -> TenCrop:
-        if self.crop[0] > self.from_[0] or self.crop[1] > self.from_[1]:
-            raise ValueError(f"crop {list(self.crop)} is larger than the {list(self.from_)} face")
-        return self
-
-
-class RandomAreaCrop(_Named):
-    """A random box covering a fraction ``area`` of the face, of aspect (width / height) in ``aspect``."""
-
-    name: Literal["random_area_crop"]
-    area: tuple[Annotated[StrictFloat, Field(gt=0, le=1)], Annotated[StrictFloat, Field(gt=0, le=1)]]
-    aspect: tuple[Annotated[StrictFloat, Field(gt=0)], Annotated[StrictFloat, Field(gt=0)]] = (1.0, 1.0)
-
-
-class HFlip(_Named):
-    name: Literal["hflip"]
-    p: StrictFloat = Field(0.5, ge=0, le=1)
-
-
-class Rotate(_Named):
-    """A rotation drawn uniformly from [-degrees, degrees]."""
-
-    name: Literal["rotate"]
-    degrees: StrictFloat = Field(ge=0)
-
-
-class Shift(_Named):
-    """A shift drawn uniformly from [-fraction, fraction] of the width and, independently, of the height."""
-
-    name: Literal["shift"]
-    fraction: StrictFloat = Field(ge=0, lt=1)
-
-
-class Zoom(_Named):
-    """Scale factors drawn uniformly from ``range``, independently per axis (as Keras); < 1 zooms in."""
-
-    name: Literal["zoom"]
-    range: tuple[Annotated[StrictFloat, Field(gt=0)], Annotated[StrictFloat, Field(gt=0)]]
-
-
-AugmentSpec = _choice("augmentation", FixedCrops, TenCrop, RandomAreaCrop, HFlip, Rotate, Shift, Zoom)
 CROP_AUGMENTATIONS = ("fixed_crops", "ten_crop")
 """Augmentations that choose among fixed views of a larger face; ``tta`` averages over them."""
+
+DISTILLATION = "distillation"
+"""The objective that learns from a teacher card (``temperature_sweep`` needs it)."""
 
 
 # ----------------------------------------------------------------------------- recipe and card
 
 
-class Recipe(_Spec):
+class Recipe(StrictSpec):
     """How a neural model is trained. ``repeats``: each epoch visits every training image that
     many times (papers that augment offline count epochs over the enlarged set)."""
 
@@ -377,18 +210,23 @@ class Recipe(_Spec):
     repeats: PositiveInt = 1
     optimizer: OptimizerSpec
     schedule: ScheduleSpec = Constant(name="constant")
-    objective: ObjectiveSpec = CrossEntropy(name="cross_entropy")
+    objective: ObjectiveSpec = Field({"name": "cross_entropy"}, validate_default=True)
     augment: tuple[AugmentSpec, ...] = ()
     tta: Literal["none", "fixed_crops", "ten_crop"] = "none"
     init_checkpoint: str | None = None
 
     @property
-    def crop(self) -> FixedCrops | TenCrop | None:
-        """The crop augmentation, if any (always the first one)."""
+    def crop(self) -> NamedSpec | None:
+        """The crop augmentation (``fixed_crops`` or ``ten_crop``), if any (always the first one)."""
         return next((a for a in self.augment if a.name in CROP_AUGMENTATIONS), None)
 
+    @property
+    def distils(self) -> bool:
+        """True when the objective learns from a teacher card."""
+        return self.objective.name == DISTILLATION
 
-class Reported(_Spec):
+
+class Reported(StrictSpec):
     """A number a paper reports for this card under a protocol (percent for accuracy-like metrics).
 
     ``aggregation`` says how the paper got it, so the leaderboard compares like with like:
@@ -417,7 +255,7 @@ class Reported(_Spec):
         return self
 
 
-class ModelCard(_Spec):
+class ModelCard(StrictSpec):
     """A validated model card (see the module docstring)."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
@@ -453,8 +291,7 @@ class ModelCard(_Spec):
     @property
     def teacher(self) -> str | None:
         """The teacher card (name or path) when the objective is distillation, else ``None``."""
-        objective = self.recipe.objective if self.recipe else None
-        return objective.teacher if isinstance(objective, Distillation) else None
+        return self.recipe.objective.teacher if self.recipe and self.recipe.distils else None
 
     def resolved_dict(self) -> dict[str, Any]:
         """The card with every default filled in, as plain JSON-able values (``card.resolved.yaml``)."""
@@ -487,7 +324,7 @@ class ModelCard(_Spec):
     def with_temperature(self, temperature: float) -> ModelCard:
         """A copy distilling at ``temperature`` (one job of ``temperature_sweep``)."""
         recipe = self._require_recipe("a temperature")
-        if not isinstance(recipe.objective, Distillation):
+        if not recipe.distils:
             raise ValueError(f"card `{self.name}` does not distil (objective `{recipe.objective.name}`)")
         objective = recipe.objective.model_copy(update={"temperature": float(temperature)})
         return self._with_recipe(recipe.model_copy(update={"objective": objective}))
@@ -530,27 +367,25 @@ def load_card(name_or_path: str | Path) -> ModelCard:
     Raises:
         UnknownName: a bare name that is no bundled card (with a suggestion).
         PluginError: an unknown timm architecture.
-        ProtocolError: an invalid card, naming the file, line and key.
+        CardError: an invalid card, naming the file, line and key.
     """
     text = str(name_or_path)
     if isinstance(name_or_path, str) and text.startswith("timm/") and not text.endswith((".yaml", ".yml")):
-        from ferbench.plugins import timm_card
-
         return timm_card(text)
     if isinstance(name_or_path, Path) or text.endswith((".yaml", ".yml")) or os.sep in text or "/" in text:
         path = Path(name_or_path).expanduser().resolve()
         if not path.is_file():
-            raise ProtocolError(path, "model card file not found")
+            raise CardError(path, "model card file not found")
     else:
         path = baselines_dir() / f"{text}.yaml"
         if not path.is_file():
             raise UnknownName("model card", text, card_names())
-    raw, marks = _read_yaml(path)
-    where = _Locator(path, marks)
+    raw, marks = read_yaml(path, CardError)
+    where = Locator(path, marks, CardError)
     try:
         card = ModelCard.model_validate(raw)
     except ValidationError as err:
-        raise _translate(err, ModelCard, (), where) from None
+        raise translate(err, ModelCard, (), where, raw) from None
     _check_consistency(card, path, where)
     factory_file, colon, attribute = card.model.rpartition(":")
     if colon and factory_file.endswith(".py"):
@@ -563,36 +398,33 @@ def load_card(name_or_path: str | Path) -> ModelCard:
     return card
 
 
-def check_constructor(card: ModelCard, num_classes: int) -> None:
-    """Build ``card``'s untrained model once on the CPU, so that a keyword in ``kwargs`` the model's
-    constructor does not take fails before any work, naming the card file, line and keyword.
+def timm_card(spec: str) -> ModelCard:
+    """The default card of ``timm/<architecture>[@<side>]``: 3 x side x side input (side 64 unless
+    given), ``unit`` scaling, 30 epochs of Adam (lr 1e-3, batch 32) with cross-entropy and
+    horizontal flips. Named ``timm-<architecture>[-<side>]`` (lowercase, other characters ``_``)."""
+    from ferbench.models.factories import TIMM_PREFIX, timm_architecture  # imports torch and the models
 
-    Raises:
-        ProtocolError: the constructor rejects a keyword of ``kwargs``.
-        PluginError: the model breaks the model contract (see :func:`ferbench.plugins.check_model`).
-    """
-    from ferbench.plugins import build_model
-
-    try:
-        build_model(card, num_classes)
-    except TypeError as err:
-        match = re.search(r"unexpected keyword argument '(\w+)'", str(err))
-        if match is None or match[1] not in card.kwargs:
-            raise  # not a misspelt keyword: a bug, shown with its traceback
-        problem = f"model `{card.model}` takes no keyword `{match[1]}`"
-        if card.source_file is None:
-            raise ProtocolError(f"card `{card.name}`", problem, key=f"kwargs.{match[1]}") from None
-        raise _Locator(card.source_file, _read_yaml(card.source_file)[1]).error(("kwargs", match[1]), problem) from None
+    model, _, side_text = spec.partition("@")
+    if side_text and not (side_text.isdigit() and int(side_text) > 0):
+        raise PluginError(f"`{spec}`: expected timm/<architecture> or timm/<architecture>@<side in pixels>, "
+                          "e.g. timm/resnet18@112")
+    architecture = timm_architecture(model)
+    side = int(side_text or TIMM_SIDE)
+    name = re.sub(r"[^a-z0-9_\-]", "_", f"timm-{architecture}{'-' + side_text if side_text else ''}".lower())
+    recipe = Recipe(epochs=30, batch_size=32, optimizer=Adam(name="adam", lr=1e-3), augment=({"name": "hflip"},))
+    return ModelCard(name=name, model=f"{TIMM_PREFIX}{architecture}",
+                     input=InputSpec(channels=3, size=(side, side), normalise="unit"), recipe=recipe,
+                     notes="default card for a timm architecture, made on the fly (ferbench.cards.timm_card)")
 
 
-def _check_consistency(card: ModelCard, path: Path, where: _Locator) -> None:
+def _check_consistency(card: ModelCard, path: Path, where: Locator) -> None:
     """Rules that span several keys."""
     if card.name != path.stem:
         raise where.error(("name",), f"card name `{card.name}` differs from its file name `{path.stem}`; "
                                      "they must match (the name is the run directory)")
     recipe = card.recipe
-    if card.temperature_sweep is not None and not (recipe and isinstance(recipe.objective, Distillation)):
-        raise where.error(("temperature_sweep",), "`temperature_sweep` needs objective `distillation`")
+    if card.temperature_sweep is not None and not (recipe and recipe.distils):
+        raise where.error(("temperature_sweep",), f"`temperature_sweep` needs objective `{DISTILLATION}`")
     if recipe is None:
         return
     crops = [i for i, a in enumerate(recipe.augment) if a.name in CROP_AUGMENTATIONS]

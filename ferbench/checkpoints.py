@@ -37,7 +37,7 @@ from ferbench.cards import ModelCard, load_card
 from ferbench.errors import DataError, FerbenchError
 from ferbench.labels import check_class_set
 from ferbench.models.checkpoint import load_weights, read_pickle
-from ferbench.plugins import build_model
+from ferbench.models.build import build_model
 from ferbench.protocol import PreprocessSpec, is_synthetic
 from ferbench.speed import count_parameters
 from ferbench.training import predict_proba

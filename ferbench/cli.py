@@ -242,8 +242,9 @@ def run(
     the selected folds and every card's model constructor (its ``kwargs``). Then it prints the
     planner's estimate of each protocol (see `ferbench plan`) and asks for --yes when it exceeds
     $FERBENCH_CONFIRM_HOURS (default 2) hours."""
-    from ferbench.cards import check_constructor, load_card
+    from ferbench.cards import load_card
     from ferbench.executors import make_executor
+    from ferbench.models.build import check_constructor
     from ferbench.pipeline import attach_images, load_protocol_data
     from ferbench.report import format_mean_std, results_table
     from ferbench.runner import RunOptions, default_cards, expand_temperature_sweeps, run_cards
@@ -566,7 +567,7 @@ def speed(
     import torch
 
     from ferbench.cards import list_cards, load_card
-    from ferbench.plugins import build_model
+    from ferbench.models.build import build_model
     from ferbench.speed import speed_report
 
     names, device = parse_cards(models), check_device(device)

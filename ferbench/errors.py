@@ -57,15 +57,34 @@ class OptionError(FerbenchError):
         super().__init__(f"{option} {shlex.quote(str(value))}: {problem}")
 
 
-class ProtocolError(FerbenchError):
-    """A protocol file is invalid; the message names the file, line and key path."""
+class SpecError(FerbenchError):
+    """A spec file (protocol or model card) is invalid; the message reads ``file:line: key: problem``."""
+
+    kind = "spec"
+    """What kind of file this is about; ``<kind>`` stands for the file of a spec built in code."""
 
     def __init__(self, file: Path | str | None, problem: str, key: str = "", line: int | None = None):
         self.file, self.key, self.line, self.problem = file, key, line, problem
-        where = str(file) if file else "<protocol>"
+        where = str(file) if file else f"<{self.kind}>"
         if line is not None:
             where += f":{line}"
         super().__init__(f"{where}: {key + ': ' if key else ''}{problem}")
+
+
+class ProtocolError(SpecError):
+    """A protocol file is invalid; the message names the file, line and key path."""
+
+    kind = "protocol"
+
+
+class CardError(SpecError):
+    """A model card is invalid; the message names the card file, line and key path."""
+
+    kind = "model card"
+
+
+class PluginError(FerbenchError):
+    """A model or other entry from outside ferbench cannot be loaded, or breaks its contract."""
 
 
 class SplitError(FerbenchError):

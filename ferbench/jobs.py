@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ferbench import plugins
 from ferbench.cards import ModelCard
 from ferbench.errors import FerbenchError
 from ferbench.io import json_bytes
 from ferbench.metrics import fold_metrics
+from ferbench.models.build import build_model
 from ferbench.models.checkpoint import load_weights
 from ferbench.pipeline import ProtocolData
 from ferbench.runs import job_fingerprint
@@ -171,7 +171,3 @@ def train_model(card: ModelCard, images: np.ndarray, y: np.ndarray, num_classes:
                progress=progress, validation=held_out)
 
 
-def build_model(card: ModelCard, num_classes: int) -> Any:
-    """The card's untrained model (torch module or classical estimator): a registered model,
-    ``timm/<architecture>`` or a factory string, checked against the model contract (:mod:`ferbench.plugins`)."""
-    return plugins.build_model(card, num_classes)

@@ -12,33 +12,29 @@ benchmark uses. :func:`load_protocol` turns one into a frozen :class:`Protocol` 
 4. check the rules that span several keys or need the registry (classes each side can produce,
    frame rules needing sequences, subject splits needing subjects).
 
-Every problem raises :class:`~ferbench.errors.ProtocolError` with the file and 1-based line that
-wrote the offending key (a parent file for an inherited key), its key path, and a suggestion
+Every problem raises :class:`~ferbench.errors.ProtocolError` (located by :mod:`ferbench.spec`)
+with the file and 1-based line that wrote the offending key (a parent file for an inherited key), its key path, and a suggestion
 when a valid key or value is close. Numbers are strict (``StrictInt``, ``StrictFloat``): YAML
 ``true``/``false`` are refused where a number belongs, instead of counting as 1 and 0.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
 import re
-import types
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, NamedTuple, Union
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictFloat, StrictInt, ValidationError, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, StrictFloat, StrictInt, ValidationError, field_validator
 
 from ferbench.data.registry import get_dataset
-from ferbench.errors import ProtocolError, UnknownName, did_you_mean
+from ferbench.errors import ProtocolError, UnknownName
 from ferbench.labels import check_class_set
 from ferbench.metrics import SCALAR_METRICS, MetricName, RankingMetric
-
-KeyPath = tuple[Union[str, int], ...]
-"""A key path in a protocol mapping, e.g. ``("cross_dataset", "train", 0, "dataset")``."""
+from ferbench.spec import KeyPath, Locator, read_with_includes, translate
+from ferbench.spec import StrictSpec as _Spec
 
 SYNTHETIC = "synthetic"
 """The ``root`` value that selects a dataset's synthetic twin (``synthetic:<shape>`` picks a shape)."""
@@ -47,10 +43,6 @@ _ENV_VAR = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 # ----------------------------------------------------------------------------- schema
-
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DatasetSpec(_Spec):
@@ -323,119 +315,17 @@ def load_protocol(path: str | Path, roots: dict[str, str] | None = None, synthet
     path = Path(path).resolve()
     if not path.is_file():
         raise ProtocolError(path, "protocol file not found")
-    raw, marks = _read_with_includes(path)
-    where = _Locator(path, marks)
+    raw, marks = read_with_includes(path, ProtocolError)
+    where = Locator(path, marks, ProtocolError)
     _resolve_datasets(raw, where, roots, synthetic, require_roots)
     _resolve_fold_file(raw, where)
     try:
         protocol = Protocol.model_validate(raw)
     except ValidationError as err:
-        raise _translate(err, Protocol, (), where) from None
+        raise translate(err, Protocol, (), where, raw) from None
     _check_consistency(protocol, where)
     protocol._source_file = path
     return protocol
-
-
-class _Locator:
-    """Which file and 1-based line wrote each key path of the merged protocol."""
-
-    def __init__(self, file: Path, marks: dict[KeyPath, tuple[Path, int]]):
-        self.file, self.marks = file, marks
-
-    def find(self, path: KeyPath) -> tuple[Path, int | None]:
-        """File and line of ``path``, or of its nearest written ancestor (for a missing key)."""
-        for n in range(len(path), 0, -1):
-            if path[:n] in self.marks:
-                return self.marks[path[:n]]
-        return self.file, None
-
-    def error(self, path: KeyPath, problem: str) -> ProtocolError:
-        file, line = self.find(path)
-        return ProtocolError(file, problem, key=_dotted(path), line=line)
-
-
-def _dotted(path: KeyPath) -> str:
-    """``("cross_dataset", "train", 0, "dataset")`` -> ``cross_dataset.train[0].dataset``."""
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
-
-
-def _read_yaml(file: Path) -> tuple[dict[str, Any], dict[KeyPath, tuple[Path, int]]]:
-    """Parse one YAML file into a mapping plus the (file, line) of every key path in it."""
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeError) as err:
-        raise ProtocolError(file, f"cannot read the file: {err}") from None
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        problem = getattr(err, "problem", None) or str(err)
-        raise ProtocolError(file, f"invalid YAML: {problem}", line=mark.line + 1 if mark else None) from None
-    finally:
-        loader.dispose()
-    if not isinstance(data, dict):
-        raise ProtocolError(file, "a protocol file must be a YAML mapping (`key: value` lines)")
-    marks: dict[KeyPath, tuple[Path, int]] = {}
-    _record_marks(node, (), file, marks)
-    return data, marks
-
-
-def _record_marks(node: yaml.Node, path: KeyPath, file: Path, marks: dict[KeyPath, tuple[Path, int]]) -> None:
-    """Store the line of every mapping key and list item under ``node``; refuse duplicate keys."""
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            child = (*path, key_node.value)
-            if child in marks:
-                raise ProtocolError(file, f"duplicate key `{key_node.value}`", _dotted(child), key_node.start_mark.line + 1)
-            marks[child] = (file, key_node.start_mark.line + 1)
-            _record_marks(value_node, child, file, marks)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            marks[(*path, i)] = (file, item.start_mark.line + 1)
-            _record_marks(item, (*path, i), file, marks)
-
-
-def _read_with_includes(file: Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any], dict[KeyPath, tuple[Path, int]]]:
-    """Read ``file`` merged over its ``include:`` parents (recursively, left to right)."""
-    data, marks = _read_yaml(file)
-    where = _Locator(file, marks)
-    includes = data.pop("include", None) or []
-    if isinstance(includes, str):
-        includes = [includes]
-    if not isinstance(includes, list) or not all(isinstance(name, str) for name in includes):
-        raise where.error(("include",), "`include` must be a list of file paths")
-    chain = (*chain, file)
-    merged: dict[str, Any] = {}
-    merged_marks: dict[KeyPath, tuple[Path, int]] = {}
-    for i, name in enumerate(includes):
-        parent = (file.parent / name).resolve()
-        if parent in chain:
-            names = " -> ".join(os.path.relpath(p, chain[0].parent) for p in (*chain, parent))
-            raise where.error(("include", i), f"include cycle: {names}")
-        if not parent.is_file():
-            raise where.error(("include", i), f"included file not found: {parent}")
-        parent_data, parent_marks = _read_with_includes(parent, chain)
-        merged = _deep_merge(merged, parent_data)
-        merged_marks.update(parent_marks)
-    return _deep_merge(merged, data), {**merged_marks, **marks}
-
-
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """``over`` on top of ``base``: mappings merge key by key, anything else (lists too) is replaced.
-
-    A mapping that changes its ``type`` (``split: {type: random_kfold}`` over a subject_kfold
-    split) replaces the old one: options of the old type do not carry over.
-    """
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        old = out.get(key)
-        if isinstance(old, dict) and isinstance(value, dict) and value.get("type", old.get("type")) == old.get("type"):
-            out[key] = _deep_merge(old, value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 # ----------------------------------------------------------------------------- dataset blocks
@@ -460,7 +350,7 @@ def _dataset_blocks(raw: dict[str, Any]) -> list[tuple[KeyPath, dict[str, Any]]]
     return [((*path, "dataset"), side["dataset"]) for path, side in side_blocks(raw)]
 
 
-def _resolve_datasets(raw: dict[str, Any], where: _Locator, roots: dict[str, str], synthetic: bool,
+def _resolve_datasets(raw: dict[str, Any], where: Locator, roots: dict[str, str], synthetic: bool,
                       require_roots: bool = True) -> None:
     """Check each dataset block's name, resolve its root and fill in its options (in place)."""
     for path, spec in _dataset_blocks(raw):
@@ -475,11 +365,11 @@ def _resolve_datasets(raw: dict[str, Any], where: _Locator, roots: dict[str, str
         try:
             options = loader.options_model.model_validate(spec.get("options") or {})
         except ValidationError as err:
-            raise _translate(err, loader.options_model, (*path, "options"), where) from None
+            raise translate(err, loader.options_model, (*path, "options"), where, spec.get("options")) from None
         spec["options"] = options.model_dump(mode="json")
 
 
-def _resolve_root(root: Any, name: str, key: KeyPath, where: _Locator,
+def _resolve_root(root: Any, name: str, key: KeyPath, where: Locator,
                   roots: dict[str, str], synthetic: bool, require_roots: bool = True) -> Any:
     """The root to read dataset ``name`` from: ``--synthetic``, else ``--root``, else the file's."""
     if synthetic:
@@ -500,7 +390,7 @@ def _resolve_root(root: Any, name: str, key: KeyPath, where: _Locator,
     return str(Path(_ENV_VAR.sub(env_value, root)).expanduser().absolute())
 
 
-def _resolve_fold_file(raw: dict[str, Any], where: _Locator) -> None:
+def _resolve_fold_file(raw: dict[str, Any], where: Locator) -> None:
     """Make ``split.file`` absolute, relative to the file that wrote it, and check it exists."""
     split = raw.get("split")
     if not (isinstance(split, dict) and split.get("type") == "fold_file" and isinstance(split.get("file"), str)):
@@ -512,101 +402,10 @@ def _resolve_fold_file(raw: dict[str, Any], where: _Locator) -> None:
     split["file"] = str(file)
 
 
-# ----------------------------------------------------------------------------- pydantic errors
-
-
-def _translate(err: ValidationError, model: type[BaseModel], prefix: KeyPath, where: _Locator) -> ProtocolError:
-    """The first error of ``err`` (raised validating ``model`` at ``prefix``) as a ProtocolError.
-
-    Unknown keys come first: a misspelt required key (``clases:``) then reads as a typo, with a
-    suggestion, rather than as a missing key."""
-    errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
-    path, holder, leaf = _key_path(errors[0]["loc"], model)
-    path, problem = _describe(errors[0], path, holder, leaf)
-    if len(errors) > 1:
-        problem += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return where.error((*prefix, *path), problem)
-
-
-def _key_path(loc: tuple[Any, ...], model: type[BaseModel]) -> tuple[KeyPath, type[BaseModel] | None, Any]:
-    """Follow a pydantic error location through the schema.
-
-    Returns the key path (pydantic adds a tagged union's tag to the location; it is not a key),
-    the model holding the last key, and the type expected at the location.
-    """
-    path: list[str | int] = []
-    holder: type[BaseModel] | None = None
-    tp: Any = model
-    for part in loc:
-        tp = _strip(tp)
-        members = _union_members(tp)
-        if members:
-            tp = next((m for m in members if part in _tags(m)), None)
-            continue
-        path.append(part)
-        if isinstance(tp, type) and issubclass(tp, BaseModel):
-            holder = tp
-            field = tp.model_fields.get(part)
-            tp = field.annotation if field else None
-        else:
-            holder, args = None, get_args(tp)
-            tp = args[-1] if get_origin(tp) is dict else (args[0] if args else None)
-    return tuple(path), holder, _strip(tp)
-
-
-def _strip(tp: Any) -> Any:
-    """``X`` from ``Annotated[X, ...]`` and from ``X | None``."""
-    while True:
-        if get_origin(tp) is Annotated:
-            tp = get_args(tp)[0]
-            continue
-        members = [a for a in _union_members(tp) if a is not type(None)]
-        if len(members) == 1:
-            tp = members[0]
-            continue
-        return tp
-
-
-def _union_members(tp: Any) -> tuple[Any, ...]:
-    return get_args(tp) if get_origin(tp) in (Union, types.UnionType) else ()
-
-
-def _tags(member: Any) -> tuple[Any, ...]:
-    """The ``type`` values a tagged-union member accepts (the only discriminator in the schema)."""
-    if isinstance(member, type) and issubclass(member, BaseModel) and "type" in member.model_fields:
-        return get_args(member.model_fields["type"].annotation)
-    return ()
-
-
-def _describe(error: dict[str, Any], path: KeyPath, holder: type[BaseModel] | None, leaf: Any) -> tuple[KeyPath, str]:
-    """A readable problem for one pydantic error, and the key path to report it at."""
-    kind, value = error["type"], error.get("input")
-    key = path[-1] if path else ""
-    if kind == "extra_forbidden":
-        return path, f"unknown key `{key}`{did_you_mean(key, holder.model_fields if holder else ())}"
-    if kind == "missing":
-        return path, f"required key `{key}` is missing"
-    if kind in ("union_tag_invalid", "union_tag_not_found"):
-        tags = [tag for member in _union_members(leaf) for tag in _tags(member)]
-        if kind == "union_tag_not_found":
-            return (*path, "type"), f"required key `type` is missing; choose one of {', '.join(tags)}"
-        tag = error["ctx"]["tag"]
-        return (*path, "type"), f"`{tag}` is not a valid {key} type{did_you_mean(tag, tags)}; choose one of {', '.join(tags)}"
-    if kind == "literal_error":
-        choices = [str(c) for c in get_args(leaf)]
-        return path, f"`{value}` is not a valid value{did_you_mean(value, choices)}; choose one of {', '.join(choices)}"
-    if kind == "value_error":
-        return path, str(error["ctx"]["error"])
-    if kind in ("int_type", "float_type") and isinstance(value, bool):
-        return path, f"expected {'an integer' if kind == 'int_type' else 'a number'}, got `{str(value).lower()}`"
-    got = f" (got `{value}`)" if isinstance(value, (str, int, float, bool)) else ""
-    return path, f"{error['msg']}{got}"
-
-
 # ----------------------------------------------------------------------------- cross-key rules
 
 
-def _check_consistency(protocol: Protocol, where: _Locator) -> None:
+def _check_consistency(protocol: Protocol, where: Locator) -> None:
     """Rules that span several keys or need the dataset registry."""
     cross = protocol.cross_dataset
     if cross is None and protocol.dataset is None:
@@ -624,7 +423,7 @@ def _check_consistency(protocol: Protocol, where: _Locator) -> None:
         _check_side(protocol, side, where)
 
 
-def _check_side(protocol: Protocol, side: Side, where: _Locator) -> None:
+def _check_side(protocol: Protocol, side: Side, where: Locator) -> None:
     """Check one side against its loader's ``labels``, ``sequential`` and ``has_subjects``."""
     loader = get_dataset(side.dataset.name)
     frames = side.frames

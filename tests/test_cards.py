@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ferbench.cards import BASELINES_ENV, MultiStep, Step, card_names, check_constructor, list_cards, load_card
-from ferbench.errors import ProtocolError, UnknownName
+from ferbench.cards import BASELINES_ENV, MultiStep, Step, card_names, list_cards, load_card
+from ferbench.errors import CardError, UnknownName
+from ferbench.models.build import check_constructor
 
 BASELINES = Path(__file__).resolve().parents[1] / "baselines"
 
@@ -48,9 +49,9 @@ def write_card(folder: Path, text: str = CARD, name: str = "tiny") -> Path:
     return path
 
 
-def error_of(folder: Path, old: str, new: str) -> ProtocolError:
+def error_of(folder: Path, old: str, new: str) -> CardError:
     path = write_card(folder, CARD.replace(old, new))
-    with pytest.raises(ProtocolError) as caught:
+    with pytest.raises(CardError) as caught:
         load_card(path)
     return caught.value
 
@@ -140,7 +141,7 @@ def test_a_reported_count_must_give_the_reported_value(tmp_path: Path):
             assert load_card(write_card(tmp_path, text)).reported[0].correct is None
             text = text.replace("aggregation: single_split, ", "")
             message = "aggregation"
-        with pytest.raises(ProtocolError, match=message) as caught:
+        with pytest.raises(CardError, match=message) as caught:
             load_card(write_card(tmp_path, text))
         assert caught.value.key.startswith("reported[0]")
 
@@ -274,7 +275,7 @@ def test_check_constructor_names_a_misspelt_kwarg_at_its_line(tmp_path: Path):
     path = write_card(tmp_path, text.replace("kwargs: {pooling: p12}", "kwargs: {poolng: p12}"), "microexpnet_xxs")
     line = 1 + text.splitlines().index("kwargs: {pooling: p12}")
     card = load_card(path)  # the schema cannot know the constructor's keywords
-    with pytest.raises(ProtocolError) as caught:
+    with pytest.raises(CardError) as caught:
         check_constructor(card, 7)
     assert str(caught.value) == f"{path}:{line}: kwargs.poolng: model `microexpnet_xxs` takes no keyword `poolng`"
     check_constructor(load_card("microexpnet_xxs"), 7)  # the bundled card builds

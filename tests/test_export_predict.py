@@ -18,7 +18,7 @@ from ferbench.cli import app
 from ferbench.errors import FerbenchError
 from ferbench.export import OnnxModule, export_onnx, onnx_latency
 from ferbench.pipeline import attach_images, load_protocol_data
-from ferbench.plugins import build_model
+from ferbench.models.build import build_model
 from ferbench.predict import predict_paths
 from ferbench.preprocess import landmark_box
 from ferbench.protocol import load_protocol

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 
 import ferbench.report as report
 from ferbench.cards import load_card

@@ -1,7 +1,8 @@
-"""Model plug-ins: entry points, factory strings, timm names, and the model contract checks."""
+"""Plug-ins: entry points (models, augmentations), factory strings, timm names, and the model contract checks."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import textwrap
@@ -15,11 +16,12 @@ import torch
 from typer.testing import CliRunner
 
 import ferbench.plugins as plugins
+from ferbench import registry
 from ferbench.cards import load_card
 from ferbench.cli import app
-from ferbench.errors import ProtocolError
-from ferbench.models import list_models, registry
-from ferbench.plugins import PluginError, build_model
+from ferbench.errors import CardError, PluginError
+from ferbench.models import list_models
+from ferbench.models.build import build_model
 from ferbench.training import fit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,8 +44,10 @@ recipe:
 
 @pytest.fixture
 def fresh_registry(monkeypatch):
-    """A registry copy and a plug-in scan that runs again; both restored after the test."""
-    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
+    """Registry copies and a plug-in scan that runs again; all restored after the test."""
+    for reg in (registry.DATASETS, registry.MODELS, registry.OBJECTIVES, registry.AUGMENTATIONS):
+        importlib.import_module(reg.builtins)  # the built-ins go into the real registry first
+        monkeypatch.setattr(reg, "_items", dict(reg._items))
     monkeypatch.setattr(plugins, "_scanned", False)
 
 
@@ -114,7 +118,7 @@ def test_entry_points_are_called_once(fresh_registry, monkeypatch):
 
 @pytest.mark.parametrize("value, message", [
     ("no_such_plugin:register", "cannot be loaded: ModuleNotFoundError"),
-    ("ferbench.plugins:TIMM_PREFIX", "names a str; it must name a function"),
+    ("ferbench.plugins:ENTRY_POINT_GROUP", "names a str; it must name a function"),
     ("ferbench.models.lopes:lopes_cnn", "failed while registering its models: TypeError"),
 ])
 def test_broken_entry_points_name_themselves(fresh_registry, monkeypatch, value, message):
@@ -133,6 +137,68 @@ def test_an_entry_point_cannot_take_a_builtin_name(fresh_registry, monkeypatch, 
     install(monkeypatch, entry_point("clash:register"))
     with pytest.raises(PluginError, match="model `lopes_cnn` registered twice"):
         list_models()
+
+
+INVERT_PLUGIN = """
+import torch
+from typing import Literal
+from pydantic import Field, StrictFloat
+
+from ferbench.spec import NamedSpec
+from ferbench.training import register_augmentation
+from ferbench.training.augment import Augmentation
+
+BATCHES = []  # shape of every batch the augmentation saw
+
+
+class Invert(NamedSpec):
+    name: Literal["invert"]
+    p: StrictFloat = Field(ge=0, le=1)
+    mode: Literal["all", "dark"] = "all"
+
+
+class RandomInvert(Augmentation):
+    def __call__(self, x, generator):
+        BATCHES.append(tuple(x.shape))
+        chosen = torch.rand(len(x), generator=generator, device=generator.device) < self.spec.p
+        return torch.where(chosen.view(-1, 1, 1, 1), 1 - x, x)
+
+
+def register():
+    register_augmentation("invert", Invert)(RandomInvert)
+"""
+
+
+def test_a_card_selects_an_augmentation_a_plug_in_registered_with_its_spec(fresh_registry, monkeypatch, tmp_path):
+    (tmp_path / "invert_plugin.py").write_text(INVERT_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    install(monkeypatch, entry_point("invert_plugin:register"))
+    import invert_plugin
+
+    def card_with(augment: str) -> Path:
+        path = write_card(tmp_path, "factory: ferbench_example_plugin.model:tiny_fer_cnn")
+        path.write_text(path.read_text() + f"  augment: [{augment}]\n")
+        return path
+
+    card = load_card(card_with("{name: hflip}, {name: invert, p: 1.0}"))
+    assert [type(spec).__name__ for spec in card.recipe.augment] == ["HFlip", "Invert"]
+    assert (card.recipe.augment[1].p, card.recipe.augment[1].mode) == (1.0, "all")
+    assert card.resolved_dict()["recipe"]["augment"][1] == {"name": "invert", "p": 1.0, "mode": "all"}
+    images = torch.randint(0, 256, (16, 24, 24), dtype=torch.uint8)
+    fit(build_model(card, 3), card, images, torch.arange(16) % 3, torch.device("cpu"), seed=0, progress=False)
+    assert invert_plugin.BATCHES == [(8, 1, 24, 24)] * 2  # 16 images, batch 8, one epoch
+
+    for augment, key, problem in [
+        ("{name: invrt, p: 1.0}", "recipe.augment[0]", "unknown augmentation `invrt` (did you mean `invert`?)"),
+        ("{name: invert, pp: 1.0}", "recipe.augment[0]", "unknown key `pp` for `invert` (did you mean `p`?)"),
+        ("{name: invert, p: 2.0}", "recipe.augment[0].p", "Input should be less than or equal to 1 (got `2.0`)"),
+        ("{name: invert, p: 1.0, mode: drak}", "recipe.augment[0].mode",
+         "`drak` is not a valid value (did you mean `dark`?); choose one of all, dark"),
+    ]:
+        with pytest.raises(CardError) as caught:
+            load_card(card_with(augment))
+        assert (caught.value.key, caught.value.line) == (key, 9)
+        assert problem in caught.value.problem
 
 
 # ----------------------------------------------------------------------------- factory strings
@@ -158,9 +224,9 @@ def test_factory_from_a_module_and_from_a_file_relative_to_the_card(monkeypatch,
 
 
 def test_model_and_factory_are_alternatives_and_a_factory_names_a_callable(tmp_path):
-    with pytest.raises(ProtocolError, match="`model` and `factory` are alternatives"):
+    with pytest.raises(CardError, match="`model` and `factory` are alternatives"):
         load_card(write_card(tmp_path, "model: lopes_cnn\nfactory: a.b:c"))
-    with pytest.raises(ProtocolError, match="factory `nets.py`: expected `package.module:callable` or `path/to/file.py:callable`"):
+    with pytest.raises(CardError, match="factory `nets.py`: expected `package.module:callable` or `path/to/file.py:callable`"):
         load_card(write_card(tmp_path, "factory: nets.py"))
 
 
@@ -168,7 +234,7 @@ def test_model_and_factory_are_alternatives_and_a_factory_names_a_callable(tmp_p
     ("no_such_package.nets:build", "cannot import module `no_such_package.nets`"),
     ("ferbench_example_plugin.model:tiny_fer_cn", "has no attribute `tiny_fer_cn` \\(did you mean `tiny_fer_cnn`\\?\\)"),
     ("missing.py:build", "missing.py not found"),
-    ("ferbench.plugins:TIMM_PREFIX", "`TIMM_PREFIX` is a str, not a callable"),
+    ("ferbench.models.factories:TIMM_PREFIX", "`TIMM_PREFIX` is a str, not a callable"),
     ("broken.py:build", "importing .*broken.py failed \\(NameError"),
     ("wrong.py:returns_dict", "built a dict: expected a torch.nn.Module or an object with fit\\(\\) and predict_proba\\(\\)"),
     ("wrong.py:too_many_outputs", "maps a probe batch of shape \\(2, 1, 24, 24\\) to \\(2, 8\\); expected logits of shape \\(2, 7\\)"),

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ferbench.data.base import DatasetLoader
-from ferbench.registry import Registry
-
-DATASETS: Registry[DatasetLoader] = Registry("dataset")
+from ferbench.registry import DATASETS
 
 
 def register_dataset(name: str) -> Callable[[type[DatasetLoader]], type[DatasetLoader]]:
@@ -22,15 +20,9 @@ def register_dataset(name: str) -> Callable[[type[DatasetLoader]], type[DatasetL
 
 def get_dataset(name: str) -> DatasetLoader:
     """Return a new loader for ``name``; raise :class:`UnknownName` with a suggestion."""
-    _import_builtin_loaders()
     return DATASETS.get(name)()
 
 
 def dataset_names() -> list[str]:
     """Registered dataset names, sorted."""
-    _import_builtin_loaders()
     return DATASETS.names()
-
-
-def _import_builtin_loaders() -> None:
-    import ferbench.data.loaders  # noqa: F401  (registers the built-in loaders)

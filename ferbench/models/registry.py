@@ -3,8 +3,8 @@
 Model contract
 --------------
 Every neural model is an ``nn.Module`` built by ``create_model(name, num_classes, ...)``
-(timm and factory models: by :func:`ferbench.plugins.build_model`, which checks the first two
-points below on a probe batch for every card).
+(timm and factory models: by :func:`ferbench.models.build.build_model`, which checks the first
+two points below on a probe batch for every card).
 
 - Input: float32 tensor ``B x C x H x W``, already normalised by the trainer as the card's
   ``input.normalise`` says (the model does no scaling of its own). ``C, H, W`` default to the
@@ -32,9 +32,9 @@ Factories
 size the model is declared (and tested) for; the first one is the default.
 
 Plug-ins: installed packages register models from a ``ferbench.models`` entry point (a
-function taking no arguments that calls :func:`register_model`), loaded once by
-:func:`_import_builtin_models`. A card can also name ``timm/<architecture>`` or a factory
-string instead of a registered model (see :mod:`ferbench.plugins` and ``docs/plugins.md``).
+function taking no arguments that calls :func:`register_model`), loaded once by the registry
+(:mod:`ferbench.plugins`). A card can also name ``timm/<architecture>`` or a factory string
+instead of a registered model (see :mod:`ferbench.models.build` and ``docs/plugins.md``).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ferbench.errors import UnknownName
+from ferbench.registry import MODELS
 
 Size3 = tuple[int, int, int]
 ModelFactory = Callable[..., Any]
@@ -60,9 +60,6 @@ class ModelInfo:
     input_sizes: tuple[Size3, ...]  # all declared sizes, default first
 
 
-_MODELS: dict[str, tuple[ModelFactory, ModelInfo]] = {}
-
-
 def register_model(
     name: str,
     input_size: Size3,
@@ -76,12 +73,10 @@ def register_model(
     """
 
     def decorate(fn: ModelFactory) -> ModelFactory:
-        if name in _MODELS:
-            raise ValueError(f"model `{name}` registered twice")
         default = tuple(input_size)
         extra = tuple(tuple(size) for size in input_sizes or () if tuple(size) != default)
         info = ModelInfo(name, family, paper, default, (default, *extra))  # type: ignore[arg-type]
-        _MODELS[name] = (fn, info)
+        MODELS.add(name, (fn, info))
         return fn
 
     return decorate
@@ -99,7 +94,7 @@ def create_model(
     ``in_chans`` and ``input_size`` ((H, W) in pixels) default to the registered size;
     ``kwargs`` go to the factory (e.g. ``pooling`` for MicroExpNet, ``checkpoint_path``).
     """
-    fn, info = _lookup(name)
+    fn, info = MODELS.get(name)
     channels, height, width = info.input_size
     return fn(
         num_classes=num_classes,
@@ -111,24 +106,9 @@ def create_model(
 
 def list_models() -> list[str]:
     """Registered model names, sorted."""
-    _import_builtin_models()
-    return sorted(_MODELS)
+    return MODELS.names()
 
 
 def model_info(name: str) -> ModelInfo:
     """The :class:`ModelInfo` of ``name``; raise :class:`UnknownName` with a suggestion."""
-    return _lookup(name)[1]
-
-
-def _lookup(name: str) -> tuple[ModelFactory, ModelInfo]:
-    _import_builtin_models()
-    if name not in _MODELS:
-        raise UnknownName("model", name, _MODELS)
-    return _MODELS[name]
-
-
-def _import_builtin_models() -> None:
-    import ferbench.models  # noqa: F401  (registers the built-in models)
-    from ferbench.plugins import load_plugins
-
-    load_plugins()  # models of installed plug-in packages (entry-point group ``ferbench.models``)
+    return MODELS.get(name)[1]

@@ -16,7 +16,7 @@ import torch
 
 from ferbench.cards import ModelCard
 from ferbench.models.checkpoint import load_weights
-from ferbench.plugins import build_model
+from ferbench.models.build import build_model
 from ferbench.runs import RunDir
 
 

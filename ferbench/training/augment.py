@@ -1,7 +1,9 @@
-"""Training augmentations, batched on the device and driven by a ``torch.Generator``.
+"""Training augmentations and their card specs, batched on the device and driven by a ``torch.Generator``.
 
-Each augmentation is registered under the name its card spec uses (``ferbench.cards``) and is
-built from that spec and the network input size (H, W). All random draws come from the
+Each augmentation is registered with the spec of its card keys (:func:`register_augmentation`);
+the card schema (:mod:`ferbench.cards`) validates every item of ``recipe.augment`` with the spec
+registered under its ``name``, so a plug-in's augmentation is named in a card like a built-in
+one. An augmentation is built from its spec and the network input size (H, W). All random draws come from the
 generator passed in, so a seed fixes them. Three kinds:
 
 - **crop views** (``fixed_crops``, ``ten_crop``): a list of fixed views (top, left, mirrored)
@@ -19,28 +21,25 @@ generator passed in, so a seed fixes them. Three kinds:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, StrictFloat, model_validator
 
-from ferbench.cards import (
-    AugmentSpec,
-    FixedCrops,
-    HFlip,
-    RandomAreaCrop,
-    Rotate,
-    Shift,
-    TenCrop,
-    Zoom,
-)
-from ferbench.registry import Registry
+from ferbench.registry import AUGMENTATIONS
+from ferbench.spec import NamedSpec, NonNegativeInt, SizeOrSide, entry_spec
 
 Size = tuple[int, int]
 View = tuple[int, int, bool]  # top, left (canvas pixels), mirrored
 
-AUGMENTATIONS: Registry[Augmentation] = Registry("augmentation")
-register_augmentation = AUGMENTATIONS.register
+
+def register_augmentation(name: str, spec: type[NamedSpec] | None = None) -> Callable[[type[Augmentation]], type[Augmentation]]:
+    """Class decorator: register an :class:`Augmentation` subclass under ``name`` with ``spec``,
+    the :class:`~ferbench.spec.NamedSpec` of its card keys (``name: Literal[name]``). Without a
+    spec the card's other keys are kept unchecked, as attributes of ``self.spec``."""
+    return AUGMENTATIONS.register(name, entry_spec(name, spec))
 
 
 def augmentation_names() -> list[str]:
@@ -48,7 +47,7 @@ def augmentation_names() -> list[str]:
     return AUGMENTATIONS.names()
 
 
-def build_augmentation(spec: AugmentSpec, input_size: Size) -> Augmentation:
+def build_augmentation(spec: NamedSpec, input_size: Size) -> Augmentation:
     """The augmentation a card spec describes, for network input ``input_size`` (H, W)."""
     return AUGMENTATIONS.get(spec.name)(spec, tuple(input_size))
 
@@ -56,7 +55,7 @@ def build_augmentation(spec: AugmentSpec, input_size: Size) -> Augmentation:
 class Augmentation:
     """One step: ``step(x, generator)`` randomly transforms a float batch ``N x C x H x W``."""
 
-    def __init__(self, spec: AugmentSpec, input_size: Size):
+    def __init__(self, spec: NamedSpec, input_size: Size):
         self.spec, self.input_size = spec, input_size
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -111,7 +110,23 @@ def crop_each(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: Size
     return x.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
-@register_augmentation("fixed_crops")
+class FixedCrops(NamedSpec):
+    """Crops of side ``crop`` at ``offsets`` [top, left] of a ``from``-sized face (MicroExpNet)."""
+
+    name: Literal["fixed_crops"]
+    offsets: tuple[tuple[NonNegativeInt, NonNegativeInt], ...] = Field(min_length=1)
+    crop: SizeOrSide
+    from_: SizeOrSide = Field(alias="from")
+
+    @model_validator(mode="after")
+    def _inside(self) -> FixedCrops:
+        for top, left in self.offsets:
+            if top + self.crop[0] > self.from_[0] or left + self.crop[1] > self.from_[1]:
+                raise ValueError(f"offset [{top}, {left}] puts a {list(self.crop)} crop outside the {list(self.from_)} face")
+        return self
+
+
+@register_augmentation("fixed_crops", FixedCrops)
 class FixedCropViews(CropViews):
     """MicroExpNet's crops at fixed offsets; offsets scale from the ``from`` face to the canvas."""
 
@@ -125,7 +140,21 @@ class FixedCropViews(CropViews):
         ]
 
 
-@register_augmentation("ten_crop")
+class TenCrop(NamedSpec):
+    """The 4 corner crops and the centre crop of side ``crop`` of a ``from``-sized face, and their mirrors (ED²L)."""
+
+    name: Literal["ten_crop"]
+    crop: SizeOrSide
+    from_: SizeOrSide = Field(alias="from")
+
+    @model_validator(mode="after")
+    def _inside(self) -> TenCrop:
+        if self.crop[0] > self.from_[0] or self.crop[1] > self.from_[1]:
+            raise ValueError(f"crop {list(self.crop)} is larger than the {list(self.from_)} face")
+        return self
+
+
+@register_augmentation("ten_crop", TenCrop)
 class TenCropViews(CropViews):
     """ED²L's ten views: four corners and the centre, each also mirrored."""
 
@@ -167,7 +196,14 @@ def warp(x: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-@register_augmentation("rotate")
+class Rotate(NamedSpec):
+    """A rotation drawn uniformly from [-degrees, degrees]."""
+
+    name: Literal["rotate"]
+    degrees: StrictFloat = Field(ge=0)
+
+
+@register_augmentation("rotate", Rotate)
 class RandomRotate(AffineAugmentation):
     spec: Rotate
 
@@ -177,7 +213,14 @@ class RandomRotate(AffineAugmentation):
         return affine(cos, -sin, sin, cos, zero, zero)
 
 
-@register_augmentation("shift")
+class Shift(NamedSpec):
+    """A shift drawn uniformly from [-fraction, fraction] of the width and, independently, of the height."""
+
+    name: Literal["shift"]
+    fraction: StrictFloat = Field(ge=0, lt=1)
+
+
+@register_augmentation("shift", Shift)
 class RandomShift(AffineAugmentation):
     spec: Shift
 
@@ -188,7 +231,14 @@ class RandomShift(AffineAugmentation):
         return affine(one, zero, zero, one, tx, ty)
 
 
-@register_augmentation("zoom")
+class Zoom(NamedSpec):
+    """Scale factors drawn uniformly from ``range``, independently per axis (as Keras); < 1 zooms in."""
+
+    name: Literal["zoom"]
+    range: tuple[Annotated[StrictFloat, Field(gt=0)], Annotated[StrictFloat, Field(gt=0)]]
+
+
+@register_augmentation("zoom", Zoom)
 class RandomZoom(AffineAugmentation):
     spec: Zoom
 
@@ -198,7 +248,15 @@ class RandomZoom(AffineAugmentation):
         return affine(zx, zero, zero, zy, zero, zero)
 
 
-@register_augmentation("random_area_crop")
+class RandomAreaCrop(NamedSpec):
+    """A random box covering a fraction ``area`` of the face, of aspect (width / height) in ``aspect``."""
+
+    name: Literal["random_area_crop"]
+    area: tuple[Annotated[StrictFloat, Field(gt=0, le=1)], Annotated[StrictFloat, Field(gt=0, le=1)]]
+    aspect: tuple[Annotated[StrictFloat, Field(gt=0)], Annotated[StrictFloat, Field(gt=0)]] = (1.0, 1.0)
+
+
+@register_augmentation("random_area_crop", RandomAreaCrop)
 class RandomAreaCropping(AffineAugmentation):
     """A box of area fraction a ~ U(area) and aspect r ~ U(aspect) (width fraction sqrt(a r),
     height fraction sqrt(a / r), each at most 1) at a uniform position, resized to the input."""
@@ -217,7 +275,12 @@ class RandomAreaCropping(AffineAugmentation):
 # ----------------------------------------------------------------------------- pixel
 
 
-@register_augmentation("hflip")
+class HFlip(NamedSpec):
+    name: Literal["hflip"]
+    p: StrictFloat = Field(0.5, ge=0, le=1)
+
+
+@register_augmentation("hflip", HFlip)
 class RandomHFlip(Augmentation):
     spec: HFlip
 
@@ -236,7 +299,7 @@ class Augmenter:
     larger canvas) and leave at the input size.
     """
 
-    def __init__(self, specs: Sequence[AugmentSpec], tta: str, input_size: Size):
+    def __init__(self, specs: Sequence[NamedSpec], tta: str, input_size: Size):
         self.steps = [build_augmentation(spec, input_size) for spec in specs]
         crops = [step for step in self.steps if isinstance(step, CropViews)]
         self.crop: CropViews | None = crops[0] if crops else None

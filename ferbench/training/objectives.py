@@ -1,4 +1,8 @@
-"""Training objectives, looked up by the name a card's ``recipe.objective`` gives.
+"""Training objectives and their card specs, looked up by the name a card's ``recipe.objective`` gives.
+
+Each objective is registered with the spec of its card keys (:func:`register_objective`); the
+card schema (:mod:`ferbench.cards`) validates ``recipe.objective`` with the spec registered under
+its ``name``, so a plug-in's objective is named in a card like a built-in one.
 
 An objective is built once per fit as ``cls(model, spec, num_classes)`` and asked for the loss
 of every batch: ``loss(model, x, y, teacher_logits)`` -> scalar (mean over the batch).
@@ -13,16 +17,23 @@ The pure loss functions below carry the exact definitions; the classes wire them
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, StrictFloat
 from torch import nn
 
-from ferbench.cards import ObjectiveSpec
-from ferbench.registry import Registry
+from ferbench.registry import OBJECTIVES
+from ferbench.spec import NamedSpec, entry_spec
 
-OBJECTIVES: Registry[Objective] = Registry("objective")
-register_objective = OBJECTIVES.register
+
+def register_objective(name: str, spec: type[NamedSpec] | None = None) -> Callable[[type[Objective]], type[Objective]]:
+    """Class decorator: register an :class:`Objective` subclass under ``name`` with ``spec``, the
+    :class:`~ferbench.spec.NamedSpec` of its card keys (``name: Literal[name]``). Without a spec
+    the card's other keys are kept unchecked, as attributes of ``self.spec``."""
+    return OBJECTIVES.register(name, entry_spec(name, spec))
 
 
 def objective_names() -> list[str]:
@@ -35,7 +46,7 @@ def objective_class(name: str) -> type[Objective]:
     return OBJECTIVES.get(name)
 
 
-def build_objective(model: nn.Module, spec: ObjectiveSpec, num_classes: int) -> Objective:
+def build_objective(model: nn.Module, spec: NamedSpec, num_classes: int) -> Objective:
     """The objective a card spec describes, for ``model`` with ``num_classes`` outputs."""
     return objective_class(spec.name)(model, spec, num_classes)
 
@@ -46,7 +57,7 @@ class Objective:
     requires: tuple[str, ...] = ()  # model methods the loss calls (besides forward)
     needs_teacher: bool = False
 
-    def __init__(self, model: nn.Module, spec: ObjectiveSpec, num_classes: int):
+    def __init__(self, model: nn.Module, spec: NamedSpec, num_classes: int):
         self.spec, self.num_classes = spec, num_classes
 
     def extra_parameters(self) -> list[nn.Parameter]:
@@ -115,14 +126,25 @@ def ed2l_terms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, 
 # ----------------------------------------------------------------------------- objectives
 
 
-@register_objective("cross_entropy")
+class CrossEntropy(NamedSpec):
+    name: Literal["cross_entropy"]
+
+
+@register_objective("cross_entropy", CrossEntropy)
 class CrossEntropyObjective(Objective):
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
              teacher_logits: torch.Tensor | None = None) -> torch.Tensor:
         return F.cross_entropy(model(x).float(), y)
 
 
-@register_objective("label_smoothing")
+class LabelSmoothing(NamedSpec):
+    """``confidence`` on the true class, the rest shared equally by the other K - 1 classes."""
+
+    name: Literal["label_smoothing"]
+    confidence: StrictFloat = Field(gt=0, le=1)
+
+
+@register_objective("label_smoothing", LabelSmoothing)
 class LabelSmoothingObjective(Objective):
     """CE against :func:`smoothed_targets`."""
 
@@ -131,7 +153,16 @@ class LabelSmoothingObjective(Objective):
         return F.cross_entropy(model(x).float(), smoothed_targets(y, self.num_classes, self.spec.confidence))
 
 
-@register_objective("distillation")
+class Distillation(NamedSpec):
+    """``teacher`` is the card (name or path) of the teacher model."""
+
+    name: Literal["distillation"]
+    lambda_: StrictFloat = Field(alias="lambda", ge=0, le=1)
+    temperature: StrictFloat = Field(gt=0)
+    teacher: str
+
+
+@register_objective("distillation", Distillation)
 class DistillationObjective(Objective):
     """:func:`distillation_loss` with the card's λ and temperature."""
 
@@ -144,14 +175,20 @@ class DistillationObjective(Objective):
         return distillation_loss(model(x).float(), teacher_logits.float(), y, self.spec.lambda_, self.spec.temperature)
 
 
-@register_objective("center_loss")
+class CenterLoss(NamedSpec):
+    name: Literal["center_loss"]
+    lambda_: StrictFloat = Field(alias="lambda", ge=0)
+    alpha: StrictFloat = Field(gt=0, le=1)
+
+
+@register_objective("center_loss", CenterLoss)
 class CenterLossObjective(Objective):
     """CE + λ·:func:`center_loss` on ``model.forward_features``. The centres (K x D, zeros at
     the start) move by :func:`center_update` after each step, with that step's batch features."""
 
     requires = ("forward_features", "forward_head")
 
-    def __init__(self, model: nn.Module, spec: ObjectiveSpec, num_classes: int):
+    def __init__(self, model: nn.Module, spec: NamedSpec, num_classes: int):
         super().__init__(model, spec, num_classes)
         self.centres: torch.Tensor | None = None  # K x D, allocated at the first batch
         self._batch: tuple[torch.Tensor, torch.Tensor] | None = None  # detached features and labels
@@ -172,7 +209,11 @@ class CenterLossObjective(Objective):
             self._batch = None
 
 
-@register_objective("am_softmax")
+class AMSoftmax(NamedSpec):
+    name: Literal["am_softmax"]
+
+
+@register_objective("am_softmax", AMSoftmax)
 class AMSoftmaxObjective(Objective):
     """The ED²L baseline: :func:`am_softmax_loss` on ``forward_parts(x)["cos"]`` with the model's s and m."""
 
@@ -183,7 +224,13 @@ class AMSoftmaxObjective(Objective):
         return am_softmax_loss(model.forward_parts(x)["cos"].float(), y, model.scale, model.margin)
 
 
-@register_objective("ed2l")
+class ED2L(NamedSpec):
+    name: Literal["ed2l"]
+    lambda_t: StrictFloat = Field(1.0, ge=0)
+    lambda_p: StrictFloat = Field(10.0, ge=0)
+
+
+@register_objective("ed2l", ED2L)
 class ED2LObjective(Objective):
     """λt·l_t + λp·(l_a + l_p) of :func:`ed2l_terms`."""
 

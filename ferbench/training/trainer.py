@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from ferbench.cards import ModelCard, OptimizerSpec, Recipe
-from ferbench.errors import ProtocolError
+from ferbench.errors import CardError
 from ferbench.models.checkpoint import load_weights
 from ferbench.training.augment import Augmenter
 from ferbench.training.inputs import match_channels, prepare, resize, resize_uint8
@@ -207,10 +207,10 @@ def teacher_forward(teacher: nn.Module, teacher_card: ModelCard, student_card: M
     converted to its channels. The batch is already normalised the student's way, so both
     cards must name the same ``input.normalise``. ``teacher`` must sit on the training device."""
     if teacher_card.input.normalise != student_card.input.normalise:
-        raise ProtocolError(student_card.source_file,
-                            f"the teacher `{teacher_card.name}` normalises `{teacher_card.input.normalise}`, this card "
-                            f"`{student_card.input.normalise}`; the teacher sees the student's batch, so they must agree",
-                            key="input.normalise")
+        raise CardError(student_card.source_file,
+                        f"the teacher `{teacher_card.name}` normalises `{teacher_card.input.normalise}`, this card "
+                        f"`{student_card.input.normalise}`; the teacher sees the student's batch, so they must agree",
+                        key="input.normalise")
     teacher.eval()
     size, channels = teacher_card.input.size, teacher_card.input.channels
     return lambda x: teacher(match_channels(resize(x, size), channels))
@@ -269,8 +269,8 @@ class _Precision:
 
 def _recipe(card: ModelCard) -> Recipe:
     if card.recipe is None:
-        raise ProtocolError(card.source_file, f"model `{card.model}` is a neural network: the card needs a `recipe`",
-                            key="recipe")
+        raise CardError(card.source_file, f"model `{card.model}` is a neural network: the card needs a `recipe`",
+                        key="recipe")
     return card.recipe
 
 
@@ -279,11 +279,11 @@ def _check_objective(model: nn.Module, card: ModelCard, objective_cls: type[Obje
     name = card.recipe.objective.name
     missing = [attr for attr in objective_cls.requires if getattr(model, attr, None) is None]
     if missing:
-        raise ProtocolError(card.source_file, f"objective `{name}` needs {', '.join(missing)} on the model, "
-                                              f"which `{card.model}` lacks", key="recipe.objective")
+        raise CardError(card.source_file, f"objective `{name}` needs {', '.join(missing)} on the model, "
+                                          f"which `{card.model}` lacks", key="recipe.objective")
     if objective_cls.needs_teacher and teacher is None:
-        raise ProtocolError(card.source_file, f"objective `{name}` needs a teacher: pass `teacher=` to fit",
-                            key="recipe.objective")
+        raise CardError(card.source_file, f"objective `{name}` needs a teacher: pass `teacher=` to fit",
+                        key="recipe.objective")
 
 
 def resident_bytes_limit() -> int:
