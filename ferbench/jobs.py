@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ferbench import plugins
 from ferbench.cards import ModelCard
 from ferbench.errors import FerbenchError
 from ferbench.io import json_bytes
 from ferbench.metrics import fold_metrics
 from ferbench.pipeline import ProtocolData
+from ferbench.plugins import build_model
 from ferbench.runs import job_fingerprint
 from ferbench.splits import Fold
 from ferbench.training import can_stack, fit, fit_stacked, predict_proba, seed_everything, teacher_forward
@@ -191,8 +191,3 @@ def _model_file(model: Any) -> dict[str, bytes]:
     torch.save(model.state_dict(), buffer)
     return {"model.pt": buffer.getvalue()}
 
-
-def build_model(card: ModelCard, num_classes: int) -> Any:
-    """The card's untrained model (torch module or classical estimator): a registered model,
-    ``timm/<architecture>`` or a factory string, checked against the model contract (:mod:`ferbench.plugins`)."""
-    return plugins.build_model(card, num_classes)

@@ -1,6 +1,6 @@
 """From a validated protocol to samples, labels, folds and face-crop tensors.
 
-This is the one place where the protocol meets the data layer, in the order of DESIGN.md:
+This is the one place where the protocol meets the data layer, in this order:
 resolve the dataset root (a real copy or the synthetic twin) -> loader -> frame selection ->
 class set -> (face crops) -> folds. It is what ``ferbench inspect`` prints and what the
 runner trains on; nothing here knows about models.
@@ -27,7 +27,7 @@ from ferbench.splits import SUBJECT_INDEPENDENT, Fold, make_folds, subject_overl
 
 
 @dataclass
-class Side:
+class SideData:
     """The selected samples of one dataset in a protocol.
 
     ``role`` is ``"data"`` for a within-dataset protocol, ``"train"``/``"test"`` for the
@@ -77,7 +77,7 @@ def resolve_root(dataset: str, root: str | None, options: dict[str, Any]) -> tup
     return Path(root).expanduser(), False
 
 
-def load_side(role: str, dataset_spec: Any, frames_spec: Any, classes: tuple[str, ...]) -> Side:
+def load_side(role: str, dataset_spec: Any, frames_spec: Any, classes: tuple[str, ...]) -> SideData:
     """Load one dataset, select its frames and keep the protocol's classes (in class-set order)."""
     loader = get_dataset(dataset_spec.name)
     options = dict(dataset_spec.options or {})
@@ -90,7 +90,7 @@ def load_side(role: str, dataset_spec: Any, frames_spec: Any, classes: tuple[str
         raise FerbenchError(f"classes {empty} have no samples in `{dataset_spec.name}` at {root} with these frames; "
                             "check `classes` and `frames` in the protocol")
     y = np.array([classes.index(s.label) for s in selected], dtype=np.int64)
-    return Side(role, dataset_spec.name, root, synthetic, loader, selected, y)
+    return SideData(role, dataset_spec.name, root, synthetic, loader, selected, y)
 
 
 @dataclass
@@ -98,8 +98,8 @@ class ProtocolData:
     """Everything a protocol selects: the training source(s) and, cross-dataset, the target."""
 
     protocol: Any
-    sources: list[Side]
-    target: Side | None
+    sources: list[SideData]
+    target: SideData | None
 
     @property
     def samples(self) -> list[Sample]:
@@ -122,7 +122,7 @@ class ProtocolData:
     def synthetic(self) -> bool:
         return any(side.synthetic for side in self.all_sides())
 
-    def all_sides(self) -> list[Side]:
+    def all_sides(self) -> list[SideData]:
         return self.sources + ([self.target] if self.target is not None else [])
 
     def folds(self) -> list[Fold]:
@@ -147,7 +147,7 @@ def load_protocol_data(protocol: Any) -> ProtocolData:
     return ProtocolData(protocol, sources, load_side("test", cross.test.dataset, cross.test.frames, classes))
 
 
-def _prefix_subjects(side: Side) -> Side:
+def _prefix_subjects(side: SideData) -> SideData:
     side.samples = [s if s.subject is None else replace(s, subject=f"{side.dataset}/{s.subject}") for s in side.samples]
     return side
 

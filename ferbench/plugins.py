@@ -199,7 +199,8 @@ def model_factory(model: str, card_file: Path | None = None) -> ModelFactory:
 
 
 def build_model(card: ModelCard, num_classes: int) -> Any:
-    """The card's untrained model for ``num_classes`` classes, checked against the model contract."""
+    """The card's untrained model for ``num_classes`` classes (a registered model, ``timm/<architecture>``
+    or a factory string: :func:`model_factory`), checked against the model contract."""
     build = model_factory(card.model, card.source_file)
     model = build(num_classes=num_classes, in_chans=card.input.channels, input_size=tuple(card.input.size),
                   **card.kwargs)

@@ -26,11 +26,12 @@ from tqdm.auto import tqdm
 
 from ferbench.cards import ModelCard, load_card
 from ferbench.executors import Executor, SequentialExecutor
-from ferbench.jobs import Job, build_model, resolve_device
+from ferbench.jobs import Job, resolve_device
 from ferbench.intervals import run_intervals
 from ferbench.io import atomic_write_text, json_bytes
 from ferbench.metrics import aggregate, cross_dataset_drop, row_normalise
 from ferbench.pipeline import ProtocolData, data_fingerprint
+from ferbench.plugins import build_model
 from ferbench.report import plot_confusion
 from ferbench.runs import TRAIN_CROSS_VALIDATED, TRAIN_HELD_OUT_TARGET, RunDir, environment, job_inputs
 from ferbench.speed import count_parameters
@@ -51,7 +52,6 @@ class RunOptions:
     repeats: int | None = None
     progress: bool = True
     speed: bool = True
-    batch_size_eval: int = 256
     # Test hook: called with the training indices of every job right before ``fit``.
     on_train_indices: Callable[[np.ndarray], None] | None = field(default=None, repr=False)
 

@@ -10,7 +10,6 @@ from ferbench.preprocess.faces import center_box, crop_face, detect_face, landma
 from ferbench.preprocess.pipeline import (
     PreprocessResult,
     PreprocessSpecLike,
-    measure_haar_rate,
     preprocess_samples,
 )
 
@@ -22,6 +21,5 @@ __all__ = [
     "crop_face",
     "detect_face",
     "landmark_box",
-    "measure_haar_rate",
     "preprocess_samples",
 ]
