@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ferbench.data.base import DatasetLoader, Sample
+from ferbench.data.base import DatasetLoader, Sample, file_stamps
 from ferbench.data.registry import get_dataset
 from ferbench.errors import FerbenchError
 from ferbench.frames import select_frames
@@ -189,15 +189,9 @@ def data_fingerprint(data: ProtocolData) -> str:
     digest = hashlib.sha256()
     for side in data.all_sides():
         digest.update(json.dumps([side.role, side.dataset, side.preprocess_report], sort_keys=True).encode())
-        stats: dict[str, tuple[int, int]] = {}  # a container file (a csv, a video) is stat'ed once
+        stamps = file_stamps(side.samples)
         for sample, key in zip(side.samples, side.keys()):
-            if sample.path not in stats:
-                try:
-                    info = os.stat(sample.path)
-                    stats[sample.path] = (info.st_size, info.st_mtime_ns)
-                except OSError:
-                    stats[sample.path] = (-1, -1)
-            digest.update(json.dumps([key, sample.label, sample.subject, sample.frame, *stats[sample.path]]).encode())
+            digest.update(json.dumps([key, sample.label, sample.subject, sample.frame, *stamps[sample.path]]).encode())
     return digest.hexdigest()[:16]
 
 
