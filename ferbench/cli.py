@@ -538,11 +538,11 @@ def predict(
 ) -> None:
     """Print expression probabilities for the face in each image (or video frame)."""
     from ferbench.checkpoints import load_trained_model
-    from ferbench.predict import FACE_METHODS, predict_paths
+    from ferbench.predict import PREDICT_FACE_METHODS, predict_paths
     from ferbench.jobs import resolve_device
 
-    if face not in FACE_METHODS:
-        raise OptionError("--face", face, f"choose one of {', '.join(FACE_METHODS)}")
+    if face not in PREDICT_FACE_METHODS:
+        raise OptionError("--face", face, f"choose one of {', '.join(PREDICT_FACE_METHODS)}")
     device = check_device(device)
     if annotate is not None:
         writable_folder(annotate, "--annotate")

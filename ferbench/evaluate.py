@@ -64,7 +64,7 @@ from ferbench.errors import FerbenchError
 from ferbench.io import json_bytes
 from ferbench.jobs import resolve_device
 from ferbench.metrics import fold_metrics
-from ferbench.pipeline import ProtocolData, Side, data_fingerprint
+from ferbench.pipeline import ProtocolData, SideData, data_fingerprint
 from ferbench.runs import TRAIN_CROSS_VALIDATED, TRAIN_EXTERNAL, TRAIN_HELD_OUT_TARGET, RunDir, job_fingerprint, job_inputs
 from ferbench.runs.header import run_header, write_run_header
 from ferbench.runs.job_files import confusion_csv, predictions_csv
@@ -134,7 +134,7 @@ class Scoring:
     """The samples one model is scored on (see the module docstring): indices into ``side.samples``."""
 
     role: str  # "test" (within a dataset) or "target" (across datasets)
-    side: Side
+    side: SideData
     index: np.ndarray
     status: str  # a train status of ferbench.runs
     removed: int  # candidates dropped because the model trained on them
@@ -161,7 +161,7 @@ def held_out_scoring(data: ProtocolData, training: TrainingRecord | None) -> Sco
     return Scoring(role, side, candidates[~trained], TRAIN_CROSS_VALIDATED, len(removed), len(subjects))
 
 
-def _trained_mask(side: Side, training: TrainingRecord, identity: str) -> np.ndarray:
+def _trained_mask(side: SideData, training: TrainingRecord, identity: str) -> np.ndarray:
     """Per sample of ``side`` (of dataset ``identity``): True when its key was in training, or
     its subject was (recorded, or owner of a trained key, e.g. a validation sample)."""
     keys = side.keys()

@@ -87,17 +87,6 @@ def fold_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str])
     }
 
 
-def pooled_metrics(
-    y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]
-) -> dict[str, Any]:
-    """:func:`fold_metrics` over the test predictions of every (seed, fold) concatenated.
-
-    :func:`aggregate` computes the same numbers from the summed confusion matrix; use this one
-    when you hold the raw predictions rather than per-fold results.
-    """
-    return fold_metrics(y_true, y_pred, classes)
-
-
 def aggregate(folds: list[dict[str, Any]]) -> dict[str, Any]:
     """Summarise :func:`fold_metrics` results of every (seed, fold) of a run.
 

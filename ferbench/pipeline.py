@@ -1,6 +1,6 @@
 """From a validated protocol to samples, labels, folds and face-crop tensors.
 
-This is the one place where the protocol meets the data layer, in the order of DESIGN.md:
+This is the one place where the protocol meets the data layer, in this order:
 resolve the dataset root (a real copy or the synthetic twin) -> loader -> frame selection ->
 class set -> (face crops) -> folds. It is what ``ferbench inspect`` prints and what the
 runner trains on; nothing here knows about models.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ferbench.data.base import DatasetLoader, Sample
+from ferbench.data.base import DatasetLoader, Sample, file_stamps
 from ferbench.data.registry import get_dataset
 from ferbench.errors import FerbenchError
 from ferbench.frames import select_frames
@@ -28,7 +27,7 @@ from ferbench.splits import Fold, make_folds, subject_overlap
 
 
 @dataclass
-class Side:
+class SideData:
     """The selected samples of one dataset in a protocol.
 
     ``role`` is ``"data"`` for a within-dataset protocol, ``"train"``/``"test"`` for the
@@ -73,7 +72,7 @@ def resolve_root(dataset: str, root: str | None, options: dict[str, Any]) -> tup
     return Path(root).expanduser(), False
 
 
-def load_side(role: str, dataset_spec: Any, frames_spec: Any, classes: tuple[str, ...]) -> Side:
+def load_side(role: str, dataset_spec: Any, frames_spec: Any, classes: tuple[str, ...]) -> SideData:
     """Load one dataset, select its frames and keep the protocol's classes (in class-set order)."""
     loader = get_dataset(dataset_spec.name)
     options = dict(dataset_spec.options or {})
@@ -86,7 +85,7 @@ def load_side(role: str, dataset_spec: Any, frames_spec: Any, classes: tuple[str
         raise FerbenchError(f"classes {empty} have no samples in `{dataset_spec.name}` at {root} with these frames; "
                             "check `classes` and `frames` in the protocol")
     y = np.array([classes.index(s.label) for s in selected], dtype=np.int64)
-    return Side(role, dataset_spec.name, root, synthetic, loader, selected, y)
+    return SideData(role, dataset_spec.name, root, synthetic, loader, selected, y)
 
 
 @dataclass
@@ -94,8 +93,8 @@ class ProtocolData:
     """Everything a protocol selects: the training source(s) and, cross-dataset, the target."""
 
     protocol: Any
-    sources: list[Side]
-    target: Side | None
+    sources: list[SideData]
+    target: SideData | None
 
     @property
     def samples(self) -> list[Sample]:
@@ -118,7 +117,7 @@ class ProtocolData:
     def synthetic(self) -> bool:
         return any(side.synthetic for side in self.all_sides())
 
-    def all_sides(self) -> list[Side]:
+    def all_sides(self) -> list[SideData]:
         return self.sources + ([self.target] if self.target is not None else [])
 
     def folds(self) -> list[Fold]:
@@ -143,7 +142,7 @@ def load_protocol_data(protocol: Any) -> ProtocolData:
     return ProtocolData(protocol, sources, next((side for side in loaded if side.role == "test"), None))
 
 
-def _prefix_subjects(side: Side) -> Side:
+def _prefix_subjects(side: SideData) -> SideData:
     side.samples = [s if s.subject is None else replace(s, subject=f"{side.dataset}/{s.subject}") for s in side.samples]
     return side
 
@@ -194,15 +193,9 @@ def data_fingerprint(data: ProtocolData) -> str:
     digest = hashlib.sha256()
     for side in data.all_sides():
         digest.update(json.dumps([side.role, side.dataset, side.preprocess_report], sort_keys=True).encode())
-        stats: dict[str, tuple[int, int]] = {}  # a container file (a csv, a video) is stat'ed once
+        stamps = file_stamps(side.samples)
         for sample, key in zip(side.samples, side.keys()):
-            if sample.path not in stats:
-                try:
-                    info = os.stat(sample.path)
-                    stats[sample.path] = (info.st_size, info.st_mtime_ns)
-                except OSError:
-                    stats[sample.path] = (-1, -1)
-            digest.update(json.dumps([key, sample.label, sample.subject, sample.frame, *stats[sample.path]]).encode())
+            digest.update(json.dumps([key, sample.label, sample.subject, sample.frame, *stamps[sample.path]]).encode())
     return digest.hexdigest()[:16]
 
 

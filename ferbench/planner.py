@@ -184,7 +184,7 @@ def calibrate(card: ModelCard, num_classes: int, crop_size: tuple[int, int], dev
     ``crop_size`` (H, W): the median epoch time after the first (warm-up) epoch of
     :data:`CALIBRATION_EPOCHS`, divided by the images per epoch. Classical models: the time of
     one fit on :data:`CLASSICAL_CALIBRATION_IMAGES` images, per image."""
-    from ferbench.jobs import build_model
+    from ferbench.models.build import build_model
     from ferbench.training import fit, seed_everything
 
     seed_everything(0)

@@ -32,7 +32,7 @@ from ferbench.training import Augmenter
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
-FACE_METHODS = ("haar", "none")
+PREDICT_FACE_METHODS = ("haar", "none")  # `predict --face`: the largest Haar face, or the whole picture
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,8 @@ def predict_paths(paths: Sequence[str | Path], trained: TrainedModel, face: str 
     """Predict every image and video under ``paths`` (files, or folders read non-recursively in
     name order). With ``annotate``, write each picture there with the face box and top label drawn
     (``<stem>.png``; ``<stem>_frame<N>.png`` for video frames)."""
-    if face not in FACE_METHODS:
-        raise ValueError(f"face must be one of {', '.join(FACE_METHODS)}, got `{face}`")
+    if face not in PREDICT_FACE_METHODS:
+        raise ValueError(f"face must be one of {', '.join(PREDICT_FACE_METHODS)}, got `{face}`")
     spec = crop_settings(trained)
     results = []
     for path in _input_files(paths):

@@ -210,7 +210,7 @@ class MetricsSpec(_Spec):
     report: tuple[MetricName, ...] = SCALAR_METRICS
 
 
-class Side(NamedTuple):
+class SideSpec(NamedTuple):
     """A dataset a protocol reads, so that within- and cross-dataset code looks the same.
 
     ``role`` is ``within`` (folds of one dataset), ``train`` or ``test`` (cross-dataset);
@@ -260,14 +260,14 @@ class Protocol(_Spec):
         """True when the protocol's ``split`` keeps every subject's images in one fold."""
         return self.split is not None and self.split.subject_independent
 
-    def sides(self) -> list[Side]:
+    def sides(self) -> list[SideSpec]:
         """The datasets this protocol reads: one ``within`` side, or ``train`` sides and a ``test`` side."""
         cross = self.cross_dataset
         if cross is None:
             assert self.dataset is not None  # guaranteed by load_protocol
-            return [Side("within", self.dataset, self.frames, ())]
-        train = [Side("train", s.dataset, s.frames, ("cross_dataset", "train", i)) for i, s in enumerate(cross.train)]
-        return [*train, Side("test", cross.test.dataset, cross.test.frames, ("cross_dataset", "test"))]
+            return [SideSpec("within", self.dataset, self.frames, ())]
+        train = [SideSpec("train", s.dataset, s.frames, ("cross_dataset", "train", i)) for i, s in enumerate(cross.train)]
+        return [*train, SideSpec("test", cross.test.dataset, cross.test.frames, ("cross_dataset", "test"))]
 
     def resolved_dict(self) -> dict[str, Any]:
         """The resolved protocol as plain JSON-able values (for ``protocol.resolved.yaml``)."""
@@ -423,7 +423,7 @@ def _check_consistency(protocol: Protocol, where: Locator) -> None:
         _check_side(protocol, side, where)
 
 
-def _check_side(protocol: Protocol, side: Side, where: Locator) -> None:
+def _check_side(protocol: Protocol, side: SideSpec, where: Locator) -> None:
     """Check one side against its loader's ``labels``, ``sequential`` and ``has_subjects``."""
     loader = get_dataset(side.dataset.name)
     frames = side.frames

@@ -48,7 +48,6 @@ class RunOptions:
     repeats: int | None = None
     progress: bool = True
     speed: bool = True
-    batch_size_eval: int = 256
 
 
 def run_card(data: ProtocolData, folds: list[Fold], card: ModelCard, options: RunOptions,

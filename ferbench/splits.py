@@ -39,13 +39,9 @@ def natural_key(text: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(text))]
 
 
-class AscendingRoundRobinKFold:
-    """Subject-independent k-fold by ascending subject ID (the DeRL rule).
-
-    Sort the distinct subject ids (numbers inside ids compare numerically); the subject at
-    sorted position ``i`` goes to test fold ``i mod k``. Every sample of a subject is in that
-    subject's fold, so no subject is ever on both sides. Needs at least ``k`` subjects.
-    """
+class _AscendingSubjectKFold:
+    """Subject-independent k-fold over the subject ids in ascending order; a subclass's
+    :meth:`_fold_of` gives each subject its test fold."""
 
     def __init__(self, n_splits: int):
         self.n_splits = n_splits
@@ -55,13 +51,29 @@ class AscendingRoundRobinKFold:
         subjects = sorted(set(groups.tolist()), key=natural_key)
         if len(subjects) < self.n_splits:
             raise SplitError(f"{len(subjects)} subjects cannot fill {self.n_splits} subject-independent folds")
-        fold_of = {subject: i % self.n_splits for i, subject in enumerate(subjects)}
+        fold_of = self._fold_of(subjects)
         assigned = np.array([fold_of[g] for g in groups])
         for k in range(self.n_splits):
             yield np.flatnonzero(assigned != k), np.flatnonzero(assigned == k)
 
+    def _fold_of(self, subjects: list[str]) -> dict[str, int]:
+        """Subject -> test fold, for the subjects in ascending order."""
+        raise NotImplementedError
 
-class AscendingBlocksKFold:
+
+class AscendingRoundRobinKFold(_AscendingSubjectKFold):
+    """Subject-independent k-fold by ascending subject ID (the DeRL rule).
+
+    Sort the distinct subject ids (numbers inside ids compare numerically); the subject at
+    sorted position ``i`` goes to test fold ``i mod k``. Every sample of a subject is in that
+    subject's fold, so no subject is ever on both sides. Needs at least ``k`` subjects.
+    """
+
+    def _fold_of(self, subjects: list[str]) -> dict[str, int]:
+        return {subject: i % self.n_splits for i, subject in enumerate(subjects)}
+
+
+class AscendingBlocksKFold(_AscendingSubjectKFold):
     """Subject-independent k-fold by contiguous blocks of ascending subject ID (the ED²L rule).
 
     Sort the distinct subject ids as :class:`AscendingRoundRobinKFold` does and cut the sorted
@@ -72,19 +84,9 @@ class AscendingBlocksKFold:
     subjects.
     """
 
-    def __init__(self, n_splits: int):
-        self.n_splits = n_splits
-
-    def split(self, X: Sequence, y: Sequence | None, groups: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        groups = np.asarray(groups, dtype=object)
-        subjects = sorted(set(groups.tolist()), key=natural_key)
-        if len(subjects) < self.n_splits:
-            raise SplitError(f"{len(subjects)} subjects cannot fill {self.n_splits} subject-independent folds")
+    def _fold_of(self, subjects: list[str]) -> dict[str, int]:
         blocks = np.array_split(np.arange(len(subjects)), self.n_splits)
-        fold_of = {subjects[i]: k for k, block in enumerate(blocks) for i in block}
-        assigned = np.array([fold_of[g] for g in groups])
-        for k in range(self.n_splits):
-            yield np.flatnonzero(assigned != k), np.flatnonzero(assigned == k)
+        return {subjects[i]: k for k, block in enumerate(blocks) for i in block}
 
 
 class UsageSplit:

@@ -9,7 +9,6 @@ from ferbench.metrics import (
     aggregate,
     cross_dataset_drop,
     fold_metrics,
-    pooled_metrics,
     row_normalise,
     scores_from_confusions,
 )
@@ -112,7 +111,7 @@ def test_aggregate_gives_mean_sample_std_summed_confusion_and_pooled_metrics():
     assert summary["classes"] == CLASSES
     assert summary["confusion"] == [[3, 1, 0], [1, 3, 0], [1, 0, 3]]
 
-    pooled = pooled_metrics(np.concatenate(folds_true), np.concatenate(folds_pred), CLASSES)
+    pooled = fold_metrics(np.concatenate(folds_true), np.concatenate(folds_pred), CLASSES)
     assert summary["pooled"] == pooled
     assert pooled["accuracy"] == pytest.approx(9 / 12)
 

@@ -7,8 +7,9 @@ and folds are applied downstream (``ferbench.frames``, ``ferbench.splits``).
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -104,6 +105,21 @@ class DatasetLoader(ABC):
     def landmarks(self, sample: Sample) -> np.ndarray | None:
         """Return 68 x 2 float (x, y) landmarks in pixels when the dataset ships them, else None."""
         return None
+
+
+def file_stamps(samples: Iterable[Sample]) -> dict[str, tuple[int, int]]:
+    """``path -> (size in bytes, modification time in ns)`` of each distinct ``Sample.path`` (a
+    container file, a csv or a video, is stat'ed once); ``(-1, -1)`` for a file that cannot be
+    stat'ed (missing: the loader reports it when reading)."""
+    stamps: dict[str, tuple[int, int]] = {}
+    for sample in samples:
+        if sample.path not in stamps:
+            try:
+                info = os.stat(sample.path)
+                stamps[sample.path] = (info.st_size, info.st_mtime_ns)
+            except OSError:
+                stamps[sample.path] = (-1, -1)
+    return stamps
 
 
 def read_image_file(path: str | Path) -> np.ndarray:

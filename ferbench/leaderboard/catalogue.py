@@ -78,11 +78,6 @@ def dataset_label(protocol: dict[str, Any]) -> str:
     return " -> ".join(["+".join(names[:-1]), names[-1]]) if protocol.get("cross_dataset") else names[0]
 
 
-def is_synthetic_protocol(protocol: dict[str, Any]) -> bool:
-    """True when any dataset of the resolved protocol is read from its synthetic twin."""
-    return any(is_synthetic(spec.get("root")) for spec in _dataset_specs(protocol))
-
-
 def describe_data(protocol: dict[str, Any]) -> str:
     """Where a resolved protocol's images came from, e.g. ``ckplus: synthetic twin (synthetic:small)``."""
     parts = []

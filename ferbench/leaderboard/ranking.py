@@ -80,9 +80,9 @@ class Board:
     Only runs of one fingerprint (:func:`chosen_fingerprint`) are ranked: ``ranked`` holds its
     complete runs, best primary-metric mean first; ``incomplete`` its runs with jobs missing;
     ``others`` every run with another fingerprint (a changed protocol, or the synthetic twin
-    beside the real data), never ranked. ``comparisons[(i, j)]`` (i < j) is :func:`compare` of
-    ``ranked[i]`` against ``ranked[j]`` with Holm-adjusted p-values, and ``rank_groups[i]``
-    the rank range of ``ranked[i]`` (``"1"``, ``"2-4"``).
+    beside the real data), never ranked. ``comparisons[(i, j)]`` (i < j) is the paired test of
+    ``ranked[i]`` against ``ranked[j]`` (:func:`compare_all`, Holm-adjusted p-values), and
+    ``rank_groups[i]`` the rank range of ``ranked[i]`` (``"1"``, ``"2-4"``).
     """
 
     protocol_id: str

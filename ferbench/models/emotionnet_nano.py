@@ -1,6 +1,6 @@
 """EmotionNet Nano-A / Nano-B (paper 001, Lee et al.), one graph parameterised by its widths.
 
-Reconstruction (no official code): the densely summed graph of REFERENCE.md. ``c`` is a 3x3
+Reconstruction (no official code): the densely summed graph below. ``c`` is a 3x3
 convolution (padding 1) + ReLU, ``c_s2`` the same with stride 2, ``proj`` a 1x1 stride-2
 convolution without ReLU; "+" is an elementwise sum; no BatchNorm. Input 1 x 48 x 48 (any size
 works: both stride-2 paths give ceil(side / 2)). Weights start as Keras layers do (Glorot-uniform

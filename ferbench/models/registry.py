@@ -89,7 +89,8 @@ def create_model(
     input_size: tuple[int, int] | None = None,
     **kwargs: Any,
 ) -> Any:
-    """Build model ``name`` for ``num_classes`` classes.
+    """Build the registered model ``name`` for ``num_classes`` classes (a card's model, whatever
+    its kind: :func:`ferbench.models.build.build_model`).
 
     ``in_chans`` and ``input_size`` ((H, W) in pixels) default to the registered size;
     ``kwargs`` go to the factory (e.g. ``pooling`` for MicroExpNet, ``checkpoint_path``).

@@ -12,7 +12,6 @@ from ferbench.preprocess.cache import PREPROCESS_VERSION
 from ferbench.preprocess.faces import center_box, crop_face, detect_face, landmark_box
 from ferbench.preprocess.pipeline import (
     PreprocessResult,
-    measure_haar_rate,
     preprocess_samples,
 )
 
@@ -27,6 +26,5 @@ __all__ = [
     "find_eyes",
     "landmark_eyes",
     "landmark_box",
-    "measure_haar_rate",
     "preprocess_samples",
 ]

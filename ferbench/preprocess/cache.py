@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ferbench import paths
-from ferbench.data.base import Sample
+from ferbench.data.base import Sample, file_stamps
 
 PREPROCESS_VERSION = 2
 """Bump when a change to the preprocessing code changes its output: old cache entries then miss
@@ -43,15 +43,9 @@ def cache_key(samples: Sequence[Sample], settings: dict[str, Any]) -> str:
     """
     digest = hashlib.sha256()
     digest.update(json.dumps({"version": PREPROCESS_VERSION, **settings}, sort_keys=True).encode())
-    stats: dict[str, tuple[int, int]] = {}  # container files (a csv, a video) are stat'ed once
+    stamps = file_stamps(samples)
     for sample in samples:
-        if sample.path not in stats:
-            try:
-                info = os.stat(sample.path)
-                stats[sample.path] = (info.st_size, info.st_mtime_ns)
-            except OSError:  # missing: the loader reports it when reading
-                stats[sample.path] = (-1, -1)
-        size, mtime = stats[sample.path]
+        size, mtime = stamps[sample.path]
         digest.update(f"\n{sample.dataset}\t{sample.key}\t{size}\t{mtime}".encode())
     return digest.hexdigest()
 

@@ -157,15 +157,6 @@ def preprocess_samples(
     return PreprocessResult(images, kept, report, cache_path=path, from_cache=False)
 
 
-def measure_haar_rate(loader: DatasetLoader, samples: Sequence[Sample], min_face: float) -> float:
-    """Fraction of ``samples`` in which :func:`faces.detect_face` finds a face (nothing cached)."""
-    found = _map_in_order(
-        lambda s: faces.detect_face(faces.to_gray(loader.read(s)), min_face) is not None,
-        samples, progress=False, label="haar",
-    )
-    return sum(found) / len(found) if found else 0.0
-
-
 def _map_in_order(fn: Callable[[T], R], items: Sequence[T], progress: bool, label: str) -> list[R]:
     """``[fn(item) for item in items]`` on a small thread pool (OpenCV releases the GIL)."""
     pool = ThreadPoolExecutor(WORKERS)

@@ -46,7 +46,6 @@ from ferbench.io import atomic_write_bytes, atomic_write_json
 TRAIN_CROSS_VALIDATED = "cross-validated"  # each fold's model scored on its own held-out test fold
 TRAIN_HELD_OUT_TARGET = "held-out target"  # scored on a target dataset it never trained on
 TRAIN_EXTERNAL = "external (training data unknown)"  # a checkpoint without a training record
-TRAIN_STATUSES = (TRAIN_CROSS_VALIDATED, TRAIN_HELD_OUT_TARGET, TRAIN_EXTERNAL)
 
 # What ``run.json`` records and ``summary.json`` repeats: the results belong to this header.
 HEADER_KEYS = ("protocol", "model", "fingerprint", "data_fingerprint", "card_fingerprint", "deviations",

@@ -23,6 +23,7 @@ from ferbench.data.loaders.common import (
     labels_of,
     list_files,
     lookup,
+    match_stem,
     sorted_samples,
 )
 from ferbench.data.registry import register_dataset
@@ -54,9 +55,7 @@ class Bu3dfe(DatasetLoader):
         return sorted_samples(self._sample(path) for path in textures)
 
     def _sample(self, path: Path) -> Sample:
-        match = NAME.fullmatch(path.stem)
-        if match is None:
-            raise DataError(path, "file name does not follow the BU-3DFE pattern F0001_AN04WH_F2D")
+        match = match_stem(NAME, path, "the BU-3DFE pattern F0001_AN04WH_F2D")
         code, intensity = match["code"].upper(), int(match["intensity"])
         label = lookup(CODES, code, path, "BU-3DFE expression code")
         if (intensity == 0) != (label == "neutral") or intensity > 4:

@@ -40,6 +40,7 @@ from ferbench.data.loaders.common import (
     labels_of,
     list_files,
     lookup,
+    match_stem,
     sorted_samples,
     subfolders,
 )
@@ -143,9 +144,8 @@ def _holds_ck48_classes(folder: Path) -> bool:
 
 def parse_name(path: Path, tail: str = "") -> tuple[str, str, int]:
     """``(subject, sequence, frame)`` of a file whose stem is ``S005_001_00000011<tail>``."""
-    match = re.fullmatch(r"(S\d+)_(\d+)_(\d+)" + re.escape(tail), path.stem, re.IGNORECASE)
-    if match is None:
-        raise DataError(path, f"file name does not follow the CK+ pattern S005_001_00000011{tail}{path.suffix}")
+    pattern = re.compile(r"(S\d+)_(\d+)_(\d+)" + re.escape(tail), re.IGNORECASE)
+    match = match_stem(pattern, path, f"the CK+ pattern S005_001_00000011{tail}{path.suffix}")
     return match[1].upper(), match[2], int(match[3])
 
 

@@ -8,6 +8,7 @@ map to a canonical label, and how are samples ordered. The answers live here, on
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
@@ -78,6 +79,15 @@ def find_dir(
             return found[0]
         level = [child for d in level for child in subfolders(d)]
     return None
+
+
+def match_stem(pattern: re.Pattern[str], path: Path, expected: str) -> re.Match[str]:
+    """``pattern.fullmatch`` of ``path``'s stem, or DataError naming the file and the ``expected``
+    pattern (``"the JAFFE pattern KA.AN1.39.tiff"``)."""
+    match = pattern.fullmatch(path.stem)
+    if match is None:
+        raise DataError(path, f"file name does not follow {expected}")
+    return match
 
 
 def lookup(codes: Mapping[str, T], code: str, where: Path | str, kind: str = "code") -> T:

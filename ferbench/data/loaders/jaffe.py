@@ -23,10 +23,11 @@ from ferbench.data.loaders.common import (
     labels_of,
     list_files,
     lookup,
+    match_stem,
     sorted_samples,
 )
 from ferbench.data.registry import register_dataset
-from ferbench.errors import DataError, DatasetNotFound
+from ferbench.errors import DatasetNotFound
 
 CODES = TWO_LETTER_CODES
 NAME = re.compile(r"(?P<subject>[A-Z]{2})\.(?P<code>[A-Z]{2})(?P<repetition>\d+)\.(?P<image_id>\d+)", re.IGNORECASE)
@@ -57,9 +58,7 @@ class Jaffe(DatasetLoader):
         return sorted_samples(self._sample(path) for path in images)
 
     def _sample(self, path: Path) -> Sample:
-        match = NAME.fullmatch(path.stem)
-        if match is None:
-            raise DataError(path, "file name does not follow the JAFFE pattern KA.AN1.39.tiff")
+        match = match_stem(NAME, path, "the JAFFE pattern KA.AN1.39.tiff")
         code = match["code"].upper()
         return Sample(
             dataset=self.name, path=str(path), subject=match["subject"].upper(),

@@ -23,11 +23,12 @@ from ferbench.data.loaders.common import (
     labels_of,
     list_files,
     lookup,
+    match_stem,
     sorted_samples,
     subfolders,
 )
 from ferbench.data.registry import register_dataset
-from ferbench.errors import DataError, DatasetNotFound
+from ferbench.errors import DatasetNotFound
 
 CODES = {
     "AF": "fear", "AN": "anger", "DI": "disgust", "HA": "happy", "NE": "neutral", "SA": "sadness", "SU": "surprise",
@@ -71,9 +72,7 @@ class Kdef(DatasetLoader):
                     yield self._sample(path)
 
     def _sample(self, path: Path) -> Sample:
-        match = NAME.fullmatch(path.stem)
-        if match is None:
-            raise DataError(path, "file name does not follow the KDEF pattern AF01ANS.JPG")
+        match = match_stem(NAME, path, "the KDEF pattern AF01ANS.JPG")
         code = match["code"].upper()
         return Sample(
             dataset=self.name, path=str(path), subject=f"{match['sex']}{match['id']}".upper(),

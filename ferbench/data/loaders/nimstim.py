@@ -15,9 +15,17 @@ import re
 from pathlib import Path
 
 from ferbench.data.base import DatasetLoader, LoaderOptions, Sample
-from ferbench.data.loaders.common import absolute_root, is_image, labels_of, list_files, lookup, sorted_samples
+from ferbench.data.loaders.common import (
+    absolute_root,
+    is_image,
+    labels_of,
+    list_files,
+    lookup,
+    match_stem,
+    sorted_samples,
+)
 from ferbench.data.registry import register_dataset
-from ferbench.errors import DataError, DatasetNotFound
+from ferbench.errors import DatasetNotFound
 
 CODES: dict[str, str | None] = {
     "AN": "anger", "CA": None, "DI": "disgust", "FE": "fear",
@@ -50,9 +58,7 @@ class NimStim(DatasetLoader):
         return sorted_samples(self._sample(path, options.calm_as_neutral) for path in images)
 
     def _sample(self, path: Path, calm_as_neutral: bool) -> Sample:
-        match = NAME.fullmatch(path.stem)
-        if match is None:
-            raise DataError(path, "file name does not follow the NimStim pattern 01F_HA_O.bmp")
+        match = match_stem(NAME, path, "the NimStim pattern 01F_HA_O.bmp")
         code = match["code"].upper()
         label = lookup(CODES, code, path, "NimStim expression code")
         if code == "CA" and calm_as_neutral:
