@@ -7,7 +7,7 @@ concurrent callers are safe (whoever renames first wins; the others use that cop
 A killed generation leaves nothing behind, even under ``kill -9``:
 
 - its worker processes exit within a fraction of a second of the parent's death (each
-  watches its parent, see ``_run`` in :mod:`ferbench.synth.layouts`), so none keeps writing;
+  watches its parent, see ``_run`` in :mod:`ferbench.synth.layouts.common`), so none keeps writing;
 - its temporary folder, ``.<twin>.partial-<host>-<pid>-<random>``, is removed by the next
   :func:`twin_root` call under the same cache once process ``<pid>`` of this host no longer
   runs (POSIX; elsewhere such folders are left for the user to delete). A pid reused by a
