@@ -98,7 +98,7 @@ def test_out_that_is_a_file_is_named(tmp_path, no_preprocessing):
 
 def test_out_that_is_read_only_is_named(tmp_path, no_preprocessing, monkeypatch):
     # os.access is the check: tests may run as root, who may write anywhere
-    monkeypatch.setattr("ferbench.cli.os.access", lambda path, mode: Path(path) != tmp_path)
+    monkeypatch.setattr("ferbench.cli.common.os.access", lambda path, mode: Path(path) != tmp_path)
     fails(run_jaffe(tmp_path / "new"), f"--out {tmp_path / 'new'}: cannot write into {tmp_path} "
                                        "(read-only or permission denied)")
 
