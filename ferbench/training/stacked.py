@@ -29,13 +29,19 @@ Supported (:func:`stack_refusal` says why not, :func:`can_stack` answers yes or 
   (same K folds, seeds and device) but is *not* the model ``fit`` trains, which draws other
   masks; it lands in the same accuracy band (tests/test_stacked.py). Without random ops the two
   agree up to float noise;
-- objectives ``cross_entropy`` and ``label_smoothing``; optimisers ``adam``, ``adamw``, ``sgd``;
-  any schedule, augmentation, ``repeats`` and ``init_checkpoint``;
-- not: stateful objectives (center loss, AM-softmax, ED²L) and teachers (distillation),
-  validation-based epoch selection, ``on_epoch_end``, and CUDA devices without bfloat16
-  (``fit`` would use float16 with a gradient scaler there). Of the bundled models, EmotionNet
-  Nano-A/B, MicroExpNet M/S/XS/XXS, the Lopes family and C-SPP (and the Inception-v3 teacher)
-  stack; ED²L, MobileNet + center loss and the distilled students train one by one.
+- every objective with a stacked form (:mod:`.stacked_objectives`): cross-entropy, label
+  smoothing, AM-softmax, ED²L's three terms (its dispeller is trained: trained parameters are
+  those the *loss* reaches), center loss (each model's centres are stacked state, moved after
+  each step by the α update with that model's batch features) and distillation (one teacher per
+  model, ``teachers=``, each called on its own fold's augmented batch, as ``fit`` calls it);
+  optimisers ``adam``, ``adamw``, ``sgd``; any schedule, augmentation, ``repeats`` and
+  ``init_checkpoint``;
+- not: objectives with trainable parameters of their own or without a stacked form (a plugin's),
+  validation-based epoch selection, ``on_epoch_end``, and CUDA devices without bfloat16 (``fit``
+  would use float16 with a gradient scaler there). All bundled neural models stack (EmotionNet
+  Nano-A/B, MicroExpNet M/S/XS/XXS and their distilled forms, the Lopes family, C-SPP, ED²L and
+  its baseline, MobileNet + center loss, the Inception-v3 teacher); those with dropout
+  (MicroExpNet, MobileNet) follow the reproducibility rule above.
 
 Parameters with ``requires_grad=False`` and parameters the loss does not reach are held
 constant, as ``fit``'s optimiser skips parameters without a gradient.
