@@ -52,7 +52,8 @@ class SequentialExecutor:
 
     With ``stack_folds`` (default: on CUDA devices), the jobs of one card that
     ``ferbench.jobs.stackable`` allows train ``STACK_SIZE`` at a time with stacked weights
-    (``ferbench.training.stacked``): a GPU mostly idles on one tiny model."""
+    (``ferbench.training.stacked``): a GPU mostly idles on one tiny model. A distilling card's
+    jobs stack too, each with its own fold's teacher (attached to the job as ``teacher_state``)."""
 
     STACK_SIZE = 10
 

@@ -92,25 +92,28 @@ def compute_job(data: ProtocolData, job: Job, device: torch.device, progress: bo
 
 
 def compute_jobs_stacked(data: ProtocolData, jobs: Sequence[Job], device: torch.device) -> list[dict[str, bytes]]:
-    """Like :func:`compute_job` for each of ``jobs`` (one card, no teacher, no validation), but
-    their models train at once with stacked weights (:func:`~ferbench.training.stacked.fit_stacked`):
-    equal to one by one up to float noise, and faster on a GPU for tiny models."""
+    """Like :func:`compute_job` for each of ``jobs`` (one card, no validation), but their models
+    train at once with stacked weights (:func:`~ferbench.training.stacked.fit_stacked`), a
+    distilling card's with each job's own teacher: equal to one by one up to float noise (for
+    models without dropout), and faster on a GPU for tiny models."""
     for job in jobs:
         check_job_isolation(data, job)
     card, num_classes = jobs[0].card, len(data.protocol.classes)
+    teachers = [_teacher(job, num_classes, device) for job in jobs] if jobs[0].teacher_card is not None else None
     models = []
     for job in jobs:
         seed_everything(job.seed)  # each model starts from the weights its own job would
         models.append(build_model(card, num_classes))
     folds = [(torch.from_numpy(data.images[job.fold.train]), torch.from_numpy(data.y[job.fold.train])) for job in jobs]
-    fit_stacked(models, card, folds, device, [job.seed for job in jobs])
+    fit_stacked(models, card, folds, device, [job.seed for job in jobs], teachers=teachers)
     return [evaluate_job(data, job, model, device) for job, model in zip(jobs, models)]
 
 
 def stackable(data: ProtocolData, job: Job, device: torch.device, verdicts: dict[str, bool]) -> bool:
-    """Whether ``job`` can train stacked with others of its card (see ``stack_refusal``).
+    """Whether ``job`` can train stacked with others of its card (see ``stack_refusal``; a job
+    with a validation set selects its epoch, which stacked training does not).
     ``verdicts`` remembers each card's answer by name, so a card's model is built once."""
-    if job.teacher_card is not None or len(job.fold.validation):
+    if len(job.fold.validation):
         return False
     if job.card.name not in verdicts:
         model = build_model(job.card, len(data.protocol.classes))

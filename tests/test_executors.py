@@ -185,26 +185,48 @@ def test_unreachable_scheduler_is_a_clear_error(data, cards, tmp_path):
         run(data, cards, tmp_path, DaskExecutor(f"tcp://127.0.0.1:{port}", timeout="2s"))
 
 
-def test_stacked_fold_training_in_the_runner_matches_one_by_one(data, tmp_path, monkeypatch):
+def nano_card(folder: Path, name: str, objective: str):
+    """An EmotionNet Nano-B card (no dropout: stacked equals one by one up to float noise)."""
+    path = folder / f"{name}.yaml"
+    path.write_text(CARD.format(name=name, objective=objective).replace("microexpnet_xxs", "emotionnet_nano_b"))
+    return load_card(path)
+
+
+def assert_stacked_run_matches_one_by_one(data, card, tmp_path, monkeypatch, names: dict[str, float]) -> list[int]:
+    """Run ``card`` stacked and one by one; each job's predictions of the cards ``names`` agree
+    up to float noise (name -> absolute tolerance). Returns the sizes of the stacks trained."""
     import ferbench.executors as executors
 
-    path = tmp_path / "nano.yaml"
-    path.write_text(CARD.format(name="nano", objective="{name: cross_entropy}").replace("microexpnet_xxs",
-                                                                                      "emotionnet_nano_b"))
-    card = load_card(path)
     groups = []
     real = executors.compute_jobs_stacked
     monkeypatch.setattr(executors, "compute_jobs_stacked",
                         lambda data, jobs, device: groups.append(len(jobs)) or real(data, jobs, device))
     run(data, [card], tmp_path / "stacked", SequentialExecutor(stack_folds=True))
     run(data, [card], tmp_path / "single", SequentialExecutor(stack_folds=False))
+    for name, atol in names.items():
+        for job in ("seed0/fold0", "seed0/fold1", "seed1/fold0", "seed1/fold1"):
+            read = lambda out: pd.read_csv(tmp_path / out / "ckplus_7cls_si" / name / job / "predictions.csv")
+            stacked, single = read("stacked"), read("single")
+            assert stacked["path"].tolist() == single["path"].tolist()
+            np.testing.assert_allclose(stacked.filter(like="p_").to_numpy(), single.filter(like="p_").to_numpy(),
+                                       atol=atol, err_msg=f"{name} {job}")
+    return groups
+
+
+def test_stacked_fold_training_in_the_runner_matches_one_by_one(data, tmp_path, monkeypatch):
+    card = nano_card(tmp_path, "nano", "{name: cross_entropy}")
+    groups = assert_stacked_run_matches_one_by_one(data, card, tmp_path, monkeypatch, {"nano": 1e-4})
     assert groups == [4]  # 2 seeds x 2 folds in one stack
-    for job in ("seed0/fold0", "seed0/fold1", "seed1/fold0", "seed1/fold1"):
-        read = lambda out: pd.read_csv(tmp_path / out / "ckplus_7cls_si" / "nano" / job / "predictions.csv")
-        stacked, single = read("stacked"), read("single")
-        assert stacked["path"].tolist() == single["path"].tolist()
-        np.testing.assert_allclose(stacked.filter(like="p_").to_numpy(), single.filter(like="p_").to_numpy(),
-                                   atol=1e-4)
+
+
+def test_a_distilling_card_stacks_with_each_folds_teacher(data, tmp_path, monkeypatch):
+    nano_card(tmp_path, "nano_teacher", "{name: cross_entropy}")
+    student = nano_card(tmp_path, "nano_student", "{name: distillation, lambda: 0.7, temperature: 4, "
+                                                  f"teacher: {tmp_path / 'nano_teacher.yaml'}}}")
+    # The students learn from teachers that already differ by float noise (1e-4), so theirs is larger.
+    groups = assert_stacked_run_matches_one_by_one(data, student, tmp_path, monkeypatch,
+                                                   {"nano_teacher": 1e-4, "nano_student": 1e-3})
+    assert groups == [4, 4]  # the 4 teachers in one stack, then their 4 students
 
 
 def test_a_dropout_model_stacked_in_the_runner_is_identical_on_rerun(data, tmp_path):

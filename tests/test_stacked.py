@@ -58,16 +58,39 @@ def make_folds(sizes=SIZES, side: int = 20) -> list[tuple[torch.Tensor, torch.Te
              torch.randint(0, 3, (n,), generator=g)) for n in sizes]
 
 
+class FeatureNet(TinyNet):
+    """TinyNet with the center-loss contract: ``forward == forward_head(forward_features)``."""
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(F.relu(self.norm(self.conv(x)))).flatten(1)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.drop(features)) + self.offset
+
+
 def build(kind: str, seed: int) -> nn.Module:
     seed_everything(seed)
-    return TinyNet() if kind == "tiny" else create_model(kind, num_classes=3, in_chans=1)
+    if kind in ("tiny", "features"):
+        return TinyNet() if kind == "tiny" else FeatureNet()
+    extra = {"input_size": (16, 16)} if kind.startswith("ed2l") else {}  # ED²L's branches follow the input size
+    return create_model(kind, num_classes=3, in_chans=1, **extra)
+
+
+def teachers_for(seeds) -> list[nn.Module]:
+    """One teacher per fold (a TinyNet with its own seed), as a distilling job gets its fold's."""
+    return [build("tiny", 100 + seed).eval() for seed in seeds]
 
 
 def assert_stacked_equals_fit(card: ModelCard, kind: str, rtol: float = 1e-5, atol: float = 1e-6,
-                              probability_atol: float = 1e-5) -> None:
+                              probability_atol: float = 1e-5, distils: bool = False) -> list[nn.Module]:
+    """Train SEEDS' folds one by one and stacked; compare weights, buffers and predictions.
+    Returns the one-by-one models."""
     folds = make_folds()
-    one_by_one = [fit(build(kind, seed), card, *fold, CPU, seed, progress=False) for seed, fold in zip(SEEDS, folds)]
-    stacked = fit_stacked([build(kind, seed) for seed in SEEDS], card, folds, CPU, list(SEEDS))
+    teachers = teachers_for(SEEDS) if distils else [None] * len(SEEDS)
+    one_by_one = [fit(build(kind, seed), card, *fold, CPU, seed, teacher=teacher, progress=False)
+                  for seed, fold, teacher in zip(SEEDS, folds, teachers)]
+    stacked = fit_stacked([build(kind, seed) for seed in SEEDS], card, folds, CPU, list(SEEDS),
+                          teachers=teachers if distils else None)
     probe = make_folds((12,), side=20)[0][0]
     for k, (ours, reference) in enumerate(zip(stacked, one_by_one)):
         assert not ours.training
@@ -77,6 +100,7 @@ def assert_stacked_equals_fit(card: ModelCard, kind: str, rtol: float = 1e-5, at
                                    msg=lambda m, k=k: f"fold {k}: {m}")
         torch.testing.assert_close(predict_proba(ours, card, probe, CPU), predict_proba(reference, card, probe, CPU),
                                    rtol=0, atol=probability_atol)
+    return one_by_one
 
 
 def test_sgd_with_momentum_and_weight_decay_equals_one_by_one_fit():
@@ -101,6 +125,41 @@ def test_adamw_label_smoothing_and_repeats_equal_one_by_one_fit():
     card = make_card(optimizer={"name": "adamw", "lr": 1e-2, "eps": 1e-3, "weight_decay": 0.1},
                      objective={"name": "label_smoothing", "confidence": 0.8}, repeats=2)
     assert_stacked_equals_fit(card, "tiny")
+
+
+def test_center_loss_with_its_centre_update_equals_one_by_one_fit():
+    # The centres are per-fold state moved after every step; they reach the weights through the
+    # center-loss gradient (lambda 0.5) on the features. Another alpha gives other weights, far beyond the tolerance.
+    sgd = {"name": "sgd", "lr": 0.05, "momentum": 0.9}
+    card = make_card(optimizer=sgd, objective={"name": "center_loss", "lambda": 0.5, "alpha": 0.5})
+    one_by_one = assert_stacked_equals_fit(card, "features")
+    other_alpha = make_card(optimizer=sgd, objective={"name": "center_loss", "lambda": 0.5, "alpha": 1.0})
+    moved = fit(build("features", SEEDS[0]), other_alpha, *make_folds()[0], CPU, SEEDS[0], progress=False)
+    assert (moved.conv.weight - one_by_one[0].conv.weight).abs().max() > 1e-4  # 8e-4 seen; tolerance 1e-6
+
+
+@pytest.mark.parametrize(("kind", "objective", "atol"), [
+    ("ed2l_baseline", {"name": "am_softmax"}, 1e-5),
+    # The dispeller is reached by the loss only. BatchNorm over 1 x 1 maps of 8 images and
+    # lambda_p = 10 amplify float noise to 5e-4 of the weights' training displacement (~0.5),
+    # 2e-4 absolute; a wrong or missing term moves them by whole steps.
+    ("ed2l", {"name": "ed2l", "lambda_t": 1.0, "lambda_p": 10.0}, 1e-3),
+])
+def test_ed2l_objectives_equal_one_by_one_fit(kind, objective, atol):
+    card = make_card(optimizer={"name": "sgd", "lr": 0.02, "momentum": 0.9}, objective=objective, epochs=1)
+    one_by_one = assert_stacked_equals_fit(card, kind, rtol=1e-4, atol=atol, probability_atol=max(1e-4, atol))
+    if kind == "ed2l":
+        start = build(kind, SEEDS[0])
+        assert not torch.equal(one_by_one[0].dispeller.weight, start.dispeller.weight)
+
+
+def test_distillation_with_one_teacher_per_fold_equals_one_by_one_fit():
+    # Each fold's teacher sees that fold's augmented batches, as fit's teacher does.
+    card = make_card(optimizer={"name": "sgd", "lr": 0.1, "momentum": 0.9},
+                     objective={"name": "distillation", "lambda": 0.7, "temperature": 4.0, "teacher": "t"})
+    assert_stacked_equals_fit(card, "tiny", distils=True)
+    with pytest.raises(ValueError, match="one teacher per model"):
+        fit_stacked([build("tiny", s) for s in SEEDS[:2]], card, make_folds((10, 7)), CPU, list(SEEDS[:2]))
 
 
 def test_frozen_and_unused_parameters_stay_as_fit_leaves_them():
@@ -163,10 +222,16 @@ def test_bundled_models_with_dropout_or_batchnorm_stack():
     card = make_card(input_size=(48, 48))
     for name in ("emotionnet_nano_a", "emotionnet_nano_b", "microexpnet_xs", "lopes_cnn", "cspp"):
         assert can_stack(create_model(name, num_classes=7), card), name
+    for name, objective in [("mobilenetv1_centerloss", {"name": "center_loss", "lambda": 0.01, "alpha": 0.5}),
+                            ("ed2l", {"name": "ed2l"}), ("ed2l_baseline", {"name": "am_softmax"}),
+                            ("microexpnet_m", {"name": "distillation", "lambda": 0.5, "temperature": 8.0,
+                                               "teacher": "inception_v3_teacher"})]:
+        assert can_stack(create_model(name, num_classes=7), make_card(objective=objective)), name
 
 
 @pytest.mark.parametrize(("model", "recipe", "message"), [
-    (TinyNet, {"objective": {"name": "center_loss", "lambda": 0.1, "alpha": 0.5}}, "objective `center_loss`"),
+    (TinyNet, {"objective": {"name": "center_loss", "lambda": 0.1, "alpha": 0.5}},
+     "objective `center_loss` needs forward_features"),
 ])
 def test_unsupported_models_and_objectives_are_refused_with_the_reason(model, recipe, message):
     card = make_card(**recipe)

@@ -103,8 +103,9 @@ def center_update(centres: torch.Tensor, features: torch.Tensor, y: torch.Tensor
 
 
 def am_softmax_loss(cos: torch.Tensor, y: torch.Tensor, scale: float, margin: float) -> torch.Tensor:
-    """Additive-margin softmax: CE of s·(cos - m·onehot(y))."""
-    return F.cross_entropy(scale * (cos - margin * F.one_hot(y, cos.shape[1]).to(cos.dtype)), y)
+    """Additive-margin softmax: CE of s·(cos - m·onehot(y)) (one-hot by ``scatter``, which ``vmap`` supports)."""
+    onehot = torch.zeros_like(cos).scatter(1, y[:, None], 1.0)
+    return F.cross_entropy(scale * (cos - margin * onehot), y)
 
 
 def ed2l_terms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:

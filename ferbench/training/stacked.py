@@ -29,13 +29,19 @@ Supported (:func:`stack_refusal` says why not, :func:`can_stack` answers yes or 
   (same K folds, seeds and device) but is *not* the model ``fit`` trains, which draws other
   masks; it lands in the same accuracy band (tests/test_stacked.py). Without random ops the two
   agree up to float noise;
-- objectives ``cross_entropy`` and ``label_smoothing``; optimisers ``adam``, ``adamw``, ``sgd``;
-  any schedule, augmentation, ``repeats`` and ``init_checkpoint``;
-- not: stateful objectives (center loss, AM-softmax, ED²L) and teachers (distillation),
-  validation-based epoch selection, ``on_epoch_end``, and CUDA devices without bfloat16
-  (``fit`` would use float16 with a gradient scaler there). Of the bundled models, EmotionNet
-  Nano-A/B, MicroExpNet M/S/XS/XXS, the Lopes family and C-SPP (and the Inception-v3 teacher)
-  stack; ED²L, MobileNet + center loss and the distilled students train one by one.
+- every objective with a stacked form (:mod:`.stacked_objectives`): cross-entropy, label
+  smoothing, AM-softmax, ED²L's three terms (its dispeller is trained: trained parameters are
+  those the *loss* reaches), center loss (each model's centres are stacked state, moved after
+  each step by the α update with that model's batch features) and distillation (one teacher per
+  model, ``teachers=``, each called on its own fold's augmented batch, as ``fit`` calls it);
+  optimisers ``adam``, ``adamw``, ``sgd``; any schedule, augmentation, ``repeats`` and
+  ``init_checkpoint``;
+- not: objectives with trainable parameters of their own or without a stacked form (a plugin's),
+  validation-based epoch selection, ``on_epoch_end``, and CUDA devices without bfloat16 (``fit``
+  would use float16 with a gradient scaler there). All bundled neural models stack (EmotionNet
+  Nano-A/B, MicroExpNet M/S/XS/XXS and their distilled forms, the Lopes family, C-SPP, ED²L and
+  its baseline, MobileNet + center loss, the Inception-v3 teacher); those with dropout
+  (MicroExpNet, MobileNet) follow the reproducibility rule above.
 
 Parameters with ``requires_grad=False`` and parameters the loss does not reach are held
 constant, as ``fit``'s optimiser skips parameters without a gradient.
@@ -60,16 +66,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from ferbench.cards import ModelCard, OptimizerSpec
 from ferbench.training.augment import Augmenter
-from ferbench.training.objectives import smoothed_targets
+from ferbench.training.objectives import objective_class
+from ferbench.training.stacked_objectives import STACKED_OBJECTIVES, State, StackedObjective, build_stacked_objective
 from ferbench.training.trainer import (
+    TeacherForward,
     _batches,
+    _no_grad,
     _num_classes,
     _Precision,
     _training_images,
@@ -79,7 +87,6 @@ from ferbench.training.trainer import (
     seed_everything,
 )
 
-STACKABLE_OBJECTIVES = ("cross_entropy", "label_smoothing")
 STACKABLE_OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
@@ -91,9 +98,13 @@ def stack_refusal(model: object, card: ModelCard, device: torch.device | str | N
     recipe = card.recipe
     if recipe is None:
         return f"card `{card.name}` has no training recipe"
-    if recipe.objective.name not in STACKABLE_OBJECTIVES:
-        return (f"objective `{recipe.objective.name}` is not supported (only {', '.join(STACKABLE_OBJECTIVES)}: "
-                "the others keep state between steps or need a teacher)")
+    objective = recipe.objective.name
+    if objective not in STACKED_OBJECTIVES:
+        return (f"objective `{objective}` has no stacked form (ferbench.training.stacked_objectives has "
+                f"{', '.join(STACKED_OBJECTIVES)})")
+    missing = [attr for attr in objective_class(objective).requires if getattr(model, attr, None) is None]
+    if missing:
+        return f"objective `{objective}` needs {', '.join(missing)} on the model, which `{card.model}` lacks"
     if recipe.optimizer.name not in STACKABLE_OPTIMIZERS:
         return f"optimizer `{recipe.optimizer.name}` is not supported (only {', '.join(STACKABLE_OPTIMIZERS)})"
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -119,8 +130,9 @@ def fit_stacked(
     device: torch.device | str,
     seeds: list[int],
     progress: bool = False,
+    teachers: list[TeacherForward] | None = None,
 ) -> list[nn.Module]:
-    """Train ``models[k]`` on ``folds[k]`` with seed ``seeds[k]``, all K at once.
+    """Train ``models[k]`` on ``folds[k]`` with seed ``seeds[k]`` (and teacher ``teachers[k]``), all K at once.
 
     Args:
         models: K models of one architecture, each built right after ``seed_everything(seeds[k])``
@@ -131,10 +143,13 @@ def fit_stacked(
         device: where to train.
         seeds: K seeds, as ``fit``'s ``seed``.
         progress: show a progress bar over the epochs (mean loss over all folds' images).
+        teachers: for a distilling objective, K teachers as ``fit``'s ``teacher`` (see
+            :func:`~ferbench.training.teacher_forward`): teacher k sees fold k's augmented
+            batches, one fold after another (a teacher is large next to its tiny student).
 
     Returns:
         ``models``, trained, on ``device`` and in eval mode: model k equals
-        ``fit(models[k], card, *folds[k], device, seeds[k], progress=False)`` up to float noise.
+        ``fit(models[k], card, *folds[k], device, seeds[k], teachers[k], progress=False)`` up to float noise.
         Each carries ``training_history`` as ``fit`` records it: its own mean loss per epoch;
         ``seconds`` is the wall time of the epoch all K shared.
 
@@ -143,10 +158,13 @@ def fit_stacked(
             :func:`stack_refusal`), or inconsistent arguments.
     """
     device = torch.device(device)
-    _check_arguments(models, card, folds, seeds, device)
+    _check_arguments(models, card, folds, seeds, device, teachers)
     recipe = card.recipe
     seed_everything(seeds[0])  # cuDNN flags as fit sets them; every random draw below uses per-fold generators
     augmenter = Augmenter(recipe.augment, recipe.tta, card.input.size)
+    for teacher in teachers or []:
+        if isinstance(teacher, nn.Module):
+            teacher.eval()
     for model in models:
         model.to(device)
         if recipe.init_checkpoint is not None:
@@ -156,28 +174,35 @@ def fit_stacked(
               _training_images(images, augmenter.canvas_size, card, device).take, labels.to(device), len(images))
         for seed, (images, labels) in zip(seeds, folds)
     ]
-    probe = augmenter.test_views(lanes[0].batch(torch.arange(min(2, lanes[0].size), device=device)))[0]
+    probe_index = torch.arange(min(2, lanes[0].size), device=device)
+    probe = augmenter.test_views(lanes[0].batch(probe_index))[0]
     num_classes = _num_classes(models[0], probe)
-    trained = _trained_names(models[0], probe)
+    objective = build_stacked_objective(models[0], recipe.objective, num_classes)
+    if objective.objective.extra_parameters():
+        raise ValueError(f"cannot train card `{card.name}` stacked: objective `{recipe.objective.name}` has "
+                         "trainable parameters of its own")
+    objective_state = {name: torch.stack([objective.initial_state(model, probe)[name] for model in models])
+                       for name in objective.initial_state(models[0], probe)}
+    trained = _trained_names(models[0], objective, probe, lanes[0].labels[probe_index],
+                             {name: value[0] for name, value in objective_state.items()}, num_classes)
     if not trained:
         raise ValueError(f"cannot train card `{card.name}` stacked: no trainable parameter of `{card.model}` "
                          "reaches the loss")
-    state = _StackedState(models, trained)
+    state = _StackedState(models, trained, objective)
     optimizer = _StackedOptimizer(recipe.optimizer, state.flat)
     precision = _Precision(device)
-    targets = _target_function(card, num_classes)
 
-    def loss(flat: torch.Tensor, constants: dict[str, torch.Tensor], x: torch.Tensor,
-             target: torch.Tensor) -> torch.Tensor:
-        """One model's mean loss over its batch; BatchNorm updates the running statistics in
-        ``constants`` in place, as it would on the model itself."""
+    def loss(flat: torch.Tensor, constants: dict[str, torch.Tensor], own: State, x: torch.Tensor, y: torch.Tensor,
+             teacher_logits: torch.Tensor | None) -> tuple[torch.Tensor, State]:
+        """One model's mean loss over its batch and the objective's auxiliary output; BatchNorm
+        updates the running statistics in ``constants`` in place, as it would on the model."""
         with precision.autocast():
-            logits = functional_call(state.skeleton, (state.unflatten(flat), constants), (x,))
-        return F.cross_entropy(logits.float(), target)
+            return functional_call(state.skeleton, (state.unflatten(flat), constants), (x, y, own, teacher_logits))
 
     # randomness="different": each model draws its own dropout masks (from the global generator,
     # seeded above), so a stacked run is deterministic but draws other masks than one-by-one fit.
-    step = vmap(grad_and_value(loss), randomness="different")
+    step = vmap(grad_and_value(loss, has_aux=True), in_dims=(0, 0, 0, 0, 0, None if teachers is None else 0),
+                randomness="different")
     state.skeleton.train()
     bar = tqdm(range(recipe.epochs), desc=f"{card.name} x{len(models)}", unit="epoch", disable=not progress,
                leave=False)
@@ -188,14 +213,19 @@ def fit_stacked(
         plans = [_batches(lane.size, recipe, lane.generator) for lane in lanes]
         total, seen = torch.zeros(len(lanes), device=device), torch.zeros(len(lanes), device=device)
         for position in range(max(len(plan) for plan in plans)):
-            batches = _lane_batches(lanes, plans, position, augmenter, targets)
+            batches = _lane_batches(lanes, plans, position, augmenter)
             grads = torch.zeros_like(state.flat)
             for group in _same_size_groups(batches):
                 index = torch.tensor(group, device=device)
                 x = torch.stack([batches[k][0] for k in group])
-                target = torch.stack([batches[k][1] for k in group])
-                group_grads, losses = step(*state.group(index), x, target)
+                y = torch.stack([batches[k][1] for k in group])
+                teacher_logits = None if teachers is None else _teacher_logits([teachers[k] for k in group], x,
+                                                                               precision)
+                own = {name: value[index] for name, value in objective_state.items()}
+                group_grads, (losses, aux) = step(*state.group(index), own, x, y, teacher_logits)
                 state.ungroup(index)
+                for name, value in objective.update(own, aux, y).items():  # each fold's after_step
+                    objective_state[name][index] = value
                 grads[index] = group_grads
                 total[index] += losses.detach() * x.shape[1]
                 seen[index] += x.shape[1]
@@ -226,13 +256,17 @@ class _Lane:
 
 
 def _check_arguments(models: list[nn.Module], card: ModelCard, folds: list[tuple[torch.Tensor, torch.Tensor]],
-                     seeds: list[int], device: torch.device) -> None:
+                     seeds: list[int], device: torch.device, teachers: list[TeacherForward] | None) -> None:
     if not models or not (len(models) == len(folds) == len(seeds)):
         raise ValueError(f"fit_stacked needs K >= 1 models, folds and seeds alike; got {len(models)}, "
                          f"{len(folds)} and {len(seeds)}")
     reason = stack_refusal(models[0], card, device)
     if reason is not None:
         raise ValueError(f"cannot train card `{card.name}` stacked: {reason}")
+    distils = objective_class(card.recipe.objective.name).needs_teacher
+    if distils != (teachers is not None) or (teachers is not None and len(teachers) != len(models)):
+        raise ValueError(f"objective `{card.recipe.objective.name}` needs "
+                         + (f"one teacher per model ({len(models)})" if distils else "no teachers"))
     layout = _layout(models[0])
     for k, model in enumerate(models[1:], start=1):
         if type(model) is not type(models[0]) or _layout(model) != layout:
@@ -250,19 +284,22 @@ def _layout(model: nn.Module) -> list[tuple[str, tuple[int, ...], torch.dtype, b
     return [(n, tuple(t.shape), t.dtype, trainable) for n, t, trainable in tensors]
 
 
-def _trained_names(model: nn.Module, probe: torch.Tensor) -> list[str]:
+def _trained_names(model: nn.Module, objective: StackedObjective, probe: torch.Tensor, labels: torch.Tensor,
+                   own: State, num_classes: int) -> list[str]:
     """Names of the parameters ``fit``'s optimiser would update: trainable ones that get a
-    gradient from the loss (found by one training-mode backward pass on ``probe``; the model's
-    ``.grad`` attributes are restored)."""
+    gradient from the objective's loss (found by one training-mode backward pass on ``probe``
+    with ``labels``, zero teacher logits and the objective state ``own``; the model's
+    ``.grad`` attributes are restored). ED²L's dispeller, say, is reached by the loss only."""
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     saved = [p.grad for _, p in params]
     buffers = {n: b.clone() for n, b in model.named_buffers()}  # a training pass moves BatchNorm statistics
     rng = torch.get_rng_state()  # and dropout draws from the global generator
     was_training = model.training
     model.train()
-    outputs = model(probe).float()
+    teacher_logits = torch.zeros(len(probe), num_classes, device=probe.device)
+    value, _ = objective.loss(model, probe, labels, own, teacher_logits)
     model.train(was_training)
-    grads = torch.autograd.grad(outputs.sum(), [p for _, p in params], allow_unused=True)
+    grads = torch.autograd.grad(value, [p for _, p in params], allow_unused=True)
     for (_, p), grad in zip(params, saved):
         p.grad = grad
     with torch.no_grad():
@@ -272,20 +309,35 @@ def _trained_names(model: nn.Module, probe: torch.Tensor) -> list[str]:
     return [n for (n, _), grad in zip(params, grads) if grad is not None]
 
 
+class _ObjectiveLoss(nn.Module):
+    """``model`` and a stacked objective as one module whose ``forward`` is the objective's loss,
+    so that ``functional_call`` swaps the model's weights for every method the loss calls."""
+
+    def __init__(self, model: nn.Module, objective: StackedObjective):
+        super().__init__()
+        self.model, self.objective = model, objective
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, own: State,
+                teacher_logits: torch.Tensor | None) -> tuple[torch.Tensor, State]:
+        return self.objective.loss(self.model, x, y, own, teacher_logits)
+
+
 class _StackedState:
     """The K models' tensors, stacked: trained parameters as one ``K x P`` tensor (:attr:`flat`),
     everything else (frozen or unreached parameters, buffers) as ``K x ...`` constants, and a
-    weightless copy of the architecture (:attr:`skeleton`) to call functionally."""
+    weightless copy of the architecture wrapped with the objective's loss (:attr:`skeleton`) to
+    call functionally (its tensor names carry a ``model.`` prefix)."""
 
-    def __init__(self, models: list[nn.Module], trained: list[str]):
+    def __init__(self, models: list[nn.Module], trained: list[str], objective: StackedObjective):
         params, buffers = stack_module_state(models)
         self.names = trained
         self.shapes = [params[n].shape[1:] for n in trained]
         self.numels = [math.prod(shape) for shape in self.shapes]
         self.flat = torch.cat([params[n].detach().flatten(1) for n in trained], dim=1).contiguous()
-        self.constants = {n: t.detach() for n, t in params.items() if n not in trained} | dict(buffers)
+        self.constants = {f"model.{n}": t.detach() for n, t in params.items() if n not in trained}
+        self.constants |= {f"model.{n}": t for n, t in buffers.items()}
         self.buffer_names = list(buffers)
-        self.skeleton = copy.deepcopy(models[0]).to("meta")
+        self.skeleton = _ObjectiveLoss(copy.deepcopy(models[0]).to("meta"), objective)
         self._group: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None
 
     def group(self, index: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -304,44 +356,44 @@ class _StackedState:
         """Write the buffers (BatchNorm running statistics) a subset's call updated back."""
         if self._group is not None:
             for name in self.buffer_names:
-                self.constants[name][index] = self._group[1][name]
+                self.constants[f"model.{name}"][index] = self._group[1][f"model.{name}"]
             self._group = None
 
-    def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One model's parameter dict as views of its flat vector ``P``."""
-        return {n: part.view(shape) for n, part, shape in zip(self.names, flat.split(self.numels), self.shapes)}
+    def unflatten(self, flat: torch.Tensor, prefix: str = "model.") -> dict[str, torch.Tensor]:
+        """One model's parameter dict as views of its flat vector ``P`` (names as :attr:`skeleton` has them)."""
+        return {prefix + n: part.view(shape)
+                for n, part, shape in zip(self.names, flat.split(self.numels), self.shapes)}
 
     @torch.no_grad()
     def write_back(self, models: list[nn.Module]) -> None:
         """Copy each model's trained weights and buffers (running statistics) into it."""
         for k, (model, flat) in enumerate(zip(models, self.flat)):
             own = dict(model.named_parameters())
-            for name, value in self.unflatten(flat).items():
+            for name, value in self.unflatten(flat, prefix="").items():
                 own[name].copy_(value)
             buffers = dict(model.named_buffers())
             for name in self.buffer_names:
-                buffers[name].copy_(self.constants[name][k])
+                buffers[name].copy_(self.constants[f"model.{name}"][k])
 
 
-def _target_function(card: ModelCard, num_classes: int) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Labels -> what ``F.cross_entropy`` compares the logits with, as the card's objective does."""
-    spec = card.recipe.objective
-    if spec.name == "label_smoothing":
-        return lambda y: smoothed_targets(y.flatten(), num_classes, spec.confidence).view(*y.shape, num_classes)
-    return lambda y: y
-
-
-def _lane_batches(lanes: list[_Lane], plans: list[list[torch.Tensor]], position: int, augmenter: Augmenter,
-                  targets: Callable[[torch.Tensor], torch.Tensor]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+def _lane_batches(lanes: list[_Lane], plans: list[list[torch.Tensor]], position: int,
+                  augmenter: Augmenter) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     """Batch ``position`` of every fold that has one: fold index -> (augmented ``B_k x C x H x W``,
-    targets ``B_k`` or ``B_k x classes``). Each fold's batch is augmented with its own generator,
-    in ``fit``'s order; a fold without a batch at this position is inactive for the step."""
+    labels ``B_k``). Each fold's batch is augmented with its own generator, in ``fit``'s order;
+    a fold without a batch at this position is inactive for the step."""
     batches = {}
     for k, (lane, plan) in enumerate(zip(lanes, plans)):
         if position < len(plan):
             index = plan[position]
-            batches[k] = (augmenter.train(lane.batch(index), lane.generator), targets(lane.labels[index]))
+            batches[k] = (augmenter.train(lane.batch(index), lane.generator), lane.labels[index])
     return batches
+
+
+def _teacher_logits(teachers: list[TeacherForward], x: torch.Tensor, precision: _Precision) -> torch.Tensor:
+    """``G x B x classes`` float32 logits of teacher g on batch ``x[g]``, without gradients and
+    under the precision ``fit`` uses, one teacher after another."""
+    with precision.autocast():
+        return torch.stack([_no_grad(teacher, batch) for teacher, batch in zip(teachers, x)])
 
 
 def _same_size_groups(batches: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> list[list[int]]:
