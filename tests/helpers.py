@@ -14,3 +14,13 @@ recipe:
   batch_size: 16
   optimizer: {{name: adam, lr: 3.0e-3}}
 """
+
+
+def tiny_microexpnet_card(epochs: int, lr: float = 1e-3, schedule: str = "") -> str:
+    """A MicroExpNet-XXS card (84 x 84, batch 32, Adam at ``lr``, cross-entropy) for ``epochs``
+    epochs, with an optional ``schedule`` line (YAML flow mapping): the runner tests' tiny card."""
+    lines = ["name: tiny_microexpnet", "model: microexpnet_xxs",
+             "input: {channels: 1, size: [84, 84], normalise: unit}", "recipe:", f"  epochs: {epochs}",
+             "  batch_size: 32", f"  optimizer: {{name: adam, lr: {lr}}}"]
+    lines += [f"  schedule: {schedule}"] if schedule else []
+    return "\n".join([*lines, "  objective: {name: cross_entropy}", ""])

@@ -20,22 +20,13 @@ from ferbench.protocol import load_protocol
 from ferbench.runner import RunOptions, run_card
 from ferbench.runs import RunDir, sha256_file
 from ferbench.training import fit, fit_stacked, learning_rate, predict_proba, seed_everything
+
+from helpers import tiny_microexpnet_card
 from test_stacked import SEEDS, TinyNet, make_folds
 from test_stacked import make_card as make_stacked_card
 from test_training import CPU, TinyCNN, left_right_images, make_card
 
 PROTOCOL = Path(__file__).parents[1] / "protocols" / "ckplus_7cls_si.yaml"
-TINY_CARD = """
-name: tiny_microexpnet
-model: microexpnet_xxs
-input: {channels: 1, size: [84, 84], normalise: unit}
-recipe:
-  epochs: 3
-  batch_size: 32
-  optimizer: {name: adam, lr: %s}
-  schedule: {name: multistep, milestones: [1, 2], factors: [0.5, 0.1]}
-  objective: {name: cross_entropy}
-"""
 
 
 def test_fit_records_loss_rate_and_seconds_per_epoch():
@@ -111,7 +102,7 @@ def data():
 def tiny_card(tmp_path: Path, lr: str = "1.0e-3"):
     path = tmp_path / f"lr{lr}" / "tiny_microexpnet.yaml"
     path.parent.mkdir(exist_ok=True)
-    path.write_text(TINY_CARD % lr)
+    path.write_text(tiny_microexpnet_card(3, lr, "{name: multistep, milestones: [1, 2], factors: [0.5, 0.1]}"))
     return load_card(path)
 
 

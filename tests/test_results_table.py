@@ -20,17 +20,9 @@ from ferbench.results_table import results_frame, write_results
 from ferbench.runner import RunOptions, run_card
 from ferbench.runs import TRAIN_CROSS_VALIDATED, TRAIN_HELD_OUT_TARGET
 
+from helpers import tiny_microexpnet_card
+
 PROTOCOLS = Path(__file__).parents[1] / "protocols"
-TINY_CARD = """
-name: tiny_microexpnet
-model: microexpnet_xxs
-input: {channels: 1, size: [84, 84], normalise: unit}
-recipe:
-  epochs: 3
-  batch_size: 32
-  optimizer: {name: adam, lr: 1.0e-3}
-  objective: {name: cross_entropy}
-"""
 runner = CliRunner()
 
 
@@ -40,7 +32,7 @@ def runs(tmp_path_factory) -> Path:
     JAFFE (fold 0: a source and a target side)."""
     out = tmp_path_factory.mktemp("results") / "runs"
     card_file = out.parent / "tiny_microexpnet.yaml"
-    card_file.write_text(TINY_CARD)
+    card_file.write_text(tiny_microexpnet_card(3))
     within = load_protocol(PROTOCOLS / "ckplus_7cls_si.yaml", roots={"ckplus": "synthetic:small"})
     data = attach_images(load_protocol_data(within), progress=False)
     run_card(data, data.folds(), load_card(card_file),

@@ -15,18 +15,10 @@ from ferbench.protocol import load_protocol
 from ferbench.runner import RunOptions, run_card
 from ferbench.runs import HEADER_KEYS, TRAIN_CROSS_VALIDATED, TRAIN_HELD_OUT_TARGET
 
+from helpers import tiny_microexpnet_card
+
 PROTOCOL = Path(__file__).parents[1] / "protocols" / "ckplus_7cls_si.yaml"
 
-TINY_CARD = """
-name: tiny_microexpnet
-model: microexpnet_xxs
-input: {channels: 1, size: [84, 84], normalise: unit}
-recipe:
-  epochs: 2
-  batch_size: 32
-  optimizer: {name: adam, lr: %s}
-  objective: {name: cross_entropy}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +30,7 @@ def data():
 def tiny_card(tmp_path, lr="1.0e-3"):
     path = tmp_path / f"lr{lr}" / "tiny_microexpnet.yaml"
     path.parent.mkdir(exist_ok=True)
-    path.write_text(TINY_CARD % lr)
+    path.write_text(tiny_microexpnet_card(2, lr))
     return load_card(path)
 
 
