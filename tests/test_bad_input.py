@@ -288,3 +288,13 @@ def test_a_real_bug_keeps_its_traceback(finished_run, tmp_path, monkeypatch, err
     result = runner.invoke(app, ["leaderboard", str(finished_run), "--out", str(tmp_path / "pages")])
     assert result.exit_code == 1 and result.exception is error
     assert "error: " not in result.output
+
+
+@pytest.mark.parametrize("command", ["inspect", "evaluate"])
+def test_inspect_and_evaluate_refuse_an_unused_root_and_a_bad_device(command, tmp_path):
+    protocol = str(REPO / "protocols" / "jaffe_6cls_loso.yaml")
+    extra = ["--checkpoint", str(tmp_path / "model.pt")] if command == "evaluate" else []
+    roots = ["--root", "jaffe=synthetic:small", "--root", "ckplus=/data/ck"]
+    fails([command, protocol, *roots, *extra], "--root ckplus=/data/ck: protocol `jaffe_6cls_loso` reads no dataset")
+    if command == "evaluate":
+        fails([command, protocol, *roots[:2], *extra, "--device", "gpu"], "--device gpu")

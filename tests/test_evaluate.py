@@ -230,7 +230,7 @@ def test_run_rescores_every_fold_model_on_its_own_test_fold(run, data7, tmp_path
 def test_run_refusals(run, tmp_path):
     protocol = str(PROTOCOLS / "ckplus_7cls_si.yaml")
     model = str(run / "seed0" / "fold0" / "model.pt")
-    roots = ("--root", "ckplus=synthetic:small", "--root", "jaffe=synthetic:small", "--out", str(tmp_path))
+    roots = ("--root", "ckplus=synthetic:small", "--out", str(tmp_path))
     code, output = evaluate_cli(protocol, *roots)
     assert code == 2 and "exactly one of --checkpoint FILE and --run RUN_DIR" in output
     code, output = evaluate_cli(protocol, *roots, "--run", str(run), "--checkpoint", model)
@@ -242,7 +242,8 @@ def test_run_refusals(run, tmp_path):
     assert code == 2 and "not a finished run, job seed0/fold4 is not done" in output
     code, output = evaluate_cli(protocol, *roots, "--run", str(run / "seed0"))
     assert code == 2 and "not a run directory of `ferbench run` (no summary.json)" in output
-    code, output = evaluate_cli(str(PROTOCOLS / "jaffe_7cls_loso.yaml"), *roots, "--run", str(run))
+    code, output = evaluate_cli(str(PROTOCOLS / "jaffe_7cls_loso.yaml"), "--root", "jaffe=synthetic:small",
+                                "--out", str(tmp_path), "--run", str(run))
     assert code == 2 and "trained on ckplus (synthetic:small) but protocol jaffe_7cls_loso selects jaffe " \
                          "(synthetic:small)" in output
     code, output = evaluate_cli(protocol, *roots, "--checkpoint", model, "--name", "tiny_eval")

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from tabulate import tabulate
 
-from ferbench.cli.common import RootOption, SyntheticOption, app, fail, parse_roots
+from ferbench.cli.common import RootOption, SyntheticOption, app, fail, load_protocols
 from ferbench.errors import FerbenchError
 
 
@@ -51,10 +51,9 @@ def inspect(
     (as `run` does, into the same cache), so the folds shown are the folds a run trains on.
     """
     from ferbench.pipeline import attach_images, describe, load_protocol_data, may_skip_images
-    from ferbench.protocol import load_protocol
 
     try:
-        protocol = load_protocol(protocol_file, roots=parse_roots(root), synthetic=synthetic)
+        protocol = load_protocols([protocol_file], root, synthetic)[0]
         data = load_protocol_data(protocol)
         if may_skip_images(protocol) or faces is not None:
             data = attach_images(data, progress=not as_json)

@@ -9,7 +9,7 @@ import typer
 from tabulate import tabulate
 
 from ferbench.cli.common import (
-    RootOption, SyntheticOption, parse_labels, app, check_device, fail, parse_roots, writable_folder,
+    RootOption, SyntheticOption, app, check_device, fail, load_protocols, parse_labels, writable_folder,
 )
 from ferbench.errors import FerbenchError, OptionError
 
@@ -64,20 +64,20 @@ def evaluate(
     synthetic: SyntheticOption = False,
     allow_missing: Annotated[bool, typer.Option(
         "--allow-missing", help="Protocol classes the model lacks count as wrong instead of failing.")] = False,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
     """Score a trained model (or every fold model of a run) under a protocol, never on its own training data."""
     from ferbench.checkpoints import load_trained_model
     from ferbench.evaluate import evaluate_checkpoint, evaluate_run
     from ferbench.pipeline import attach_images, load_protocol_data
-    from ferbench.protocol import load_protocol
     from ferbench.report import format_mean_std, results_table
 
     try:
         if (checkpoint is None) == (run_dir is None):
             raise FerbenchError("pass exactly one of --checkpoint FILE and --run RUN_DIR")
+        device = check_device(device)
+        protocol = load_protocols([protocol_file], root, synthetic)[0]
         trained = load_trained_model(checkpoint, model, parse_labels(labels)) if checkpoint is not None else None
-        protocol = load_protocol(protocol_file, roots=parse_roots(root), synthetic=synthetic)
         data = attach_images(load_protocol_data(protocol))
         if trained is not None:
             summary = evaluate_checkpoint(data, trained, out, name=name, device=device, allow_missing=allow_missing)
