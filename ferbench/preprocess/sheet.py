@@ -53,17 +53,6 @@ def contact_sheet(images: np.ndarray, y: np.ndarray, classes: Sequence[str], per
     return sheet
 
 
-def write_contact_sheet(path: str | Path, images: np.ndarray, y: np.ndarray, classes: Sequence[str],
-                        per_class: int = 8, title: str = "") -> Path:
-    """Write :func:`contact_sheet` as a PNG at ``path`` (folders created); return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sheet = contact_sheet(images, y, classes, per_class, title)
-    if not cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
-        raise DataError(path, "could not write the contact sheet (is the suffix .png?)")
-    return path
-
-
 def stack_sheets(sheets: Sequence[np.ndarray]) -> np.ndarray:
     """Sheets (RGB arrays) one above the other, padded white to the widest."""
     width = max(sheet.shape[1] for sheet in sheets)
@@ -84,7 +73,10 @@ def protocol_faces_png(data, per_class: int = 8) -> bytes:
     classes = list(data.protocol.classes)
     sheets = [side_sheet(side.images, side.y, classes, side.role, side.dataset, side.preprocess_report, per_class)
               for side in data.all_sides()]
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(stack_sheets(sheets), cv2.COLOR_RGB2BGR))
+    sheet = stack_sheets(sheets)
+    gray = bool((sheet == sheet[..., :1]).all())  # gray faces: one channel is a third of the file
+    ok, encoded = cv2.imencode(".png", sheet[..., 0] if gray else cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_PNG_COMPRESSION, 9])
     if not ok:
         raise DataError("faces.png", "OpenCV could not encode the contact sheet")
     return encoded.tobytes()
