@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -27,10 +28,29 @@ import numpy as np
 import torch
 
 from ferbench.cards import ModelCard, load_card
+from ferbench.errors import FerbenchError
 from ferbench.io import atomic_write_json
 
 CONFIRM_SECONDS = 2 * 3600
 """``ferbench run`` asks for ``--yes`` when its estimate exceeds this (``FERBENCH_CONFIRM_HOURS``)."""
+
+CONFIRM_ENV = "FERBENCH_CONFIRM_HOURS"
+
+
+def confirm_seconds() -> float:
+    """The estimate above which ``ferbench run`` asks first: ``$FERBENCH_CONFIRM_HOURS`` hours,
+    else :data:`CONFIRM_SECONDS`. Raises FerbenchError for a value that is no positive number."""
+    text = os.environ.get(CONFIRM_ENV)
+    if text is None:
+        return float(CONFIRM_SECONDS)
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = -1.0
+    if not hours > 0:
+        raise FerbenchError(f"${CONFIRM_ENV}={text!r}: expected a positive number of hours, e.g. 2 or 0.5")
+    return hours * 3600
+
 
 CALIBRATION_EPOCHS = 4
 CLASSICAL_CALIBRATION_IMAGES = 256

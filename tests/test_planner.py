@@ -86,6 +86,9 @@ def test_run_over_the_threshold_needs_yes(tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "jaffe_6cls_loso" / "tiny_plugin" / "seed0" / "fold0" / "DONE").is_file()
     again = runner.invoke(app, args)  # nothing left to train: no estimate, no question
     assert again.exit_code == 0 and "plan jaffe_6cls_loso" not in again.output
+    monkeypatch.setenv("FERBENCH_CONFIRM_HOURS", "two")
+    bad = runner.invoke(app, args)
+    assert bad.exit_code == 2 and "$FERBENCH_CONFIRM_HOURS='two': expected a positive number of hours" in bad.output
 
 
 def test_the_device_check_script_runs_its_reduced_cpu_version(tmp_path):

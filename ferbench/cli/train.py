@@ -90,13 +90,13 @@ def run(
 def confirm_estimate(protocol, folds, cards, options, yes: bool) -> None:
     """Print the planner's estimate of the pending jobs; above the threshold, start only with
     ``--yes`` or an interactive confirmation (a non-interactive shell is refused)."""
-    import os
     import sys
 
     from ferbench.jobs import resolve_device
-    from ferbench.planner import CONFIRM_SECONDS, format_duration, pending_folds, plan_folds, totals
+    from ferbench.planner import confirm_seconds, format_duration, pending_folds, plan_folds, totals
     from ferbench.runner import apply_deviations
 
+    limit = confirm_seconds()  # a bad value is refused even when nothing is left to train
     selected = pending_folds(protocol, folds, cards, options.seeds, options.folds, options.out)
     if not selected:
         return
@@ -105,7 +105,6 @@ def confirm_estimate(protocol, folds, cards, options, yes: bool) -> None:
     total = totals(rows)
     typer.echo(f"plan {protocol.id}: {total['jobs']} jobs, {total['image_passes']:,} image passes, "
                f"{total['steps']:,} steps, about {format_duration(total['seconds'])} on {options.device}")
-    limit = float(os.environ.get("FERBENCH_CONFIRM_HOURS", CONFIRM_SECONDS / 3600)) * 3600
     if yes or total["seconds"] is None or total["seconds"] <= limit:
         return
     question = f"the estimate exceeds {format_duration(limit)}; start anyway?"
