@@ -63,8 +63,12 @@ def stack_sheets(sheets: Sequence[np.ndarray]) -> np.ndarray:
 def side_sheet(images: np.ndarray, y: np.ndarray, classes: Sequence[str], role: str, dataset: str,
                report: dict, per_class: int = 8) -> np.ndarray:
     """:func:`contact_sheet` of one protocol side, titled with its role, dataset and methods."""
-    used = ", ".join(f"{name} {count}" for name, count in report.get("methods", {}).items() if count)
-    return contact_sheet(images, y, classes, per_class, title=f"{role}: {dataset} ({used})")
+    return contact_sheet(images, y, classes, per_class, title=f"{role}: {dataset} ({methods_text(report)})")
+
+
+def methods_text(report: dict) -> str:
+    """``landmarks 927, eyes 3``: how many images of a preprocessing report each method framed."""
+    return ", ".join(f"{name} {count}" for name, count in (report.get("methods") or {}).items() if count)
 
 
 def protocol_faces_png(data, per_class: int = 8) -> bytes:
