@@ -11,7 +11,7 @@ from ferbench.data import registry
 from ferbench.data.base import DatasetLoader
 from ferbench.errors import ProtocolError, UnknownName
 from ferbench.labels import CANONICAL
-from ferbench.leaderboard.pages import METRIC_NAMES
+from ferbench.leaderboard.cells import METRIC_NAMES
 from ferbench.metrics import SCALAR_METRICS, fold_metrics
 from ferbench.protocol import (
     FoldFileSplit,
