@@ -8,9 +8,16 @@ short calibration (:func:`calibrate`: four epochs of one or two batches of rando
 the first epoch discarded as warm-up), cached per device and card under
 ``<cache>/planner/``, and multiplied by the job's image passes. A distilling student also pays for
 its teacher's forward pass, taken as a third of the teacher's training pass (the usual
-forward:backward ratio). Evaluation, preprocessing and data loading are not counted, and a
+forward:backward ratio), once per distinct view of a training image where the augmentation
+has finitely many views (the teacher's logits are remembered: :func:`teacher_passes`). Evaluation, preprocessing and data loading are not counted, and a
 classical model's fit is timed on 256 images and scaled linearly (linear SVMs grow faster than
 that on large sets), so read the estimate as a lower bound.
+
+The training compute (``train_flops``, the same on every device) counts a training image pass as
+three forward passes (forward, and backward at twice the forward's cost) of 2 FLOPs per
+multiply-accumulate (:func:`ferbench.speed.count_macs` at the card's input size), plus one
+teacher forward pass per :func:`teacher_passes` for a distilling student; None for a classical
+model.
 """
 
 from __future__ import annotations
@@ -69,6 +76,8 @@ class PlanRow:
     steps: int  # optimiser steps, all jobs together (0 for classical models)
     seconds_per_pass: float | None
     seconds: float | None
+    train_flops: int | None  # multiply-adds x 2, forward + backward (+ teacher forward), all jobs together
+    teacher_passes: int  # images a distilling card's teachers run on (see teacher_passes), else 0
     role: str = "model"  # or "teacher of <card>"
 
 
@@ -89,10 +98,11 @@ def job_counts(card: ModelCard, train_sizes: Sequence[int]) -> tuple[int, int]:
 
 
 def plan_protocol(protocol_id: str, train_sizes: Sequence[int], cards: Sequence[ModelCard], seeds: int,
-                  calibration: Calibration | None,
+                  num_classes: int, calibration: Calibration | None,
                   adjust: Callable[[ModelCard], ModelCard] = lambda card: card) -> list[PlanRow]:
     """One row per card (and one per teacher of a distilling card, counted once) for a protocol
-    whose selected folds have ``train_sizes`` training images, run with ``seeds`` seeds.
+    of ``num_classes`` classes whose selected folds have ``train_sizes`` training images, run with
+    ``seeds`` seeds.
     ``adjust`` maps a card to the card as the run trains it (``--epochs`` / ``--repeats``); it is
     applied to teachers too, as the runner does."""
     rows: list[PlanRow] = []
@@ -102,9 +112,9 @@ def plan_protocol(protocol_id: str, train_sizes: Sequence[int], cards: Sequence[
         card = adjust(card)
         teacher = adjust(load_card(card.teacher)) if card.teacher is not None else None
         if teacher is not None and teacher.fingerprint not in teachers:
-            teachers[teacher.fingerprint] = _row(protocol_id, teacher, sizes, calibration, None,
+            teachers[teacher.fingerprint] = _row(protocol_id, teacher, sizes, num_classes, calibration, None,
                                                  f"teacher of {card.name}")
-        rows.append(_row(protocol_id, card, sizes, calibration, teacher, "model"))
+        rows.append(_row(protocol_id, card, sizes, num_classes, calibration, teacher, "model"))
     return list(teachers.values()) + rows
 
 
@@ -119,7 +129,7 @@ def plan_folds(protocol: Any, folds: Sequence[Any], cards: Sequence[ModelCard], 
     calibration = None
     if device is not None:
         calibration = Calibration(torch.device(device), protocol.preprocess.size, len(protocol.classes), cache_dir())
-    return plan_protocol(protocol.id, sizes, cards, seeds, calibration, adjust)
+    return plan_protocol(protocol.id, sizes, cards, seeds, len(protocol.classes), calibration, adjust)
 
 
 def pending_folds(protocol: Any, folds: Sequence[Any], cards: Sequence[ModelCard], seeds: Sequence[int],
@@ -134,25 +144,57 @@ def pending_folds(protocol: Any, folds: Sequence[Any], cards: Sequence[ModelCard
             and any(not (run.job_dir(seed, fold.index) / "DONE").is_file() for run in runs for seed in seeds)]
 
 
-def _row(protocol_id: str, card: ModelCard, sizes: list[int], calibration: Calibration | None,
+def _row(protocol_id: str, card: ModelCard, sizes: list[int], num_classes: int, calibration: Calibration | None,
          teacher: ModelCard | None, role: str) -> PlanRow:
     passes, steps = job_counts(card, sizes)
-    per_pass = None
+    taught = teacher_passes(card, sizes) if teacher is not None else 0
+    seconds = per_pass = None
     if calibration is not None:
         per_pass = calibration.seconds_per_pass(card)
-        if teacher is not None:
-            per_pass += calibration.seconds_per_pass(teacher) / 3
+        seconds = per_pass * passes + (calibration.seconds_per_pass(teacher) / 3 * taught if teacher else 0.0)
+    flops = None
+    if card.recipe is not None:
+        flops = 3 * forward_flops(card, num_classes) * passes
+        flops += forward_flops(teacher, num_classes) * taught if teacher is not None else 0
     epochs = card.recipe.epochs if card.recipe is not None else 1
     repeats = card.recipe.repeats if card.recipe is not None else 1
     return PlanRow(protocol_id, card.name, len(sizes), float(np.mean(sizes)) * repeats if sizes else 0.0,
-                   epochs, passes, steps, per_pass, None if per_pass is None else per_pass * passes, role)
+                   epochs, passes, steps, per_pass, seconds, flops, taught, role)
+
+
+def teacher_passes(card: ModelCard, train_sizes: Sequence[int]) -> int:
+    """Images a distilling ``card``'s teachers run on, all jobs together: each job's image passes,
+    or, when its augmentations make finitely many views of an image, at most the fold's
+    (image, view) pairs, since the teacher's logits are remembered per distinct image
+    (:class:`~ferbench.training.teacher.MemoisedTeacher`)."""
+    from ferbench.training.augment import Augmenter
+
+    views = Augmenter(card.recipe.augment, card.recipe.tta, card.input.size).views_per_image
+    per_job = (job_counts(card, [n])[0] for n in train_sizes)
+    return sum(per_job) if views is None else sum(min(p, n * views) for p, n in zip(per_job, train_sizes))
+
+
+def forward_flops(card: ModelCard, num_classes: int) -> int:
+    """FLOPs (2 per multiply-accumulate) of one forward pass of ``card``'s model on one image of
+    its input size, built untrained for ``num_classes`` classes (counted once per process)."""
+    from ferbench.models.build import build_model
+    from ferbench.speed import count_macs
+
+    key = (card.fingerprint, num_classes)
+    if key not in _FORWARD_FLOPS:
+        model = build_model(card, num_classes)
+        _FORWARD_FLOPS[key] = 2 * (count_macs(model, (card.input.channels, *card.input.size)) or 0)
+    return _FORWARD_FLOPS[key]
+
+
+_FORWARD_FLOPS: dict[tuple[str, int], int] = {}
 
 
 def totals(rows: Sequence[PlanRow]) -> dict[str, Any]:
     """Jobs, image passes, steps and seconds summed over ``rows`` (seconds None if any is)."""
     seconds = [r.seconds for r in rows]
     return {"jobs": sum(r.jobs for r in rows), "image_passes": sum(r.image_passes for r in rows),
-            "steps": sum(r.steps for r in rows),
+            "steps": sum(r.steps for r in rows), "train_flops": sum(r.train_flops or 0 for r in rows),
             "seconds": None if any(s is None for s in seconds) else float(sum(seconds))}
 
 

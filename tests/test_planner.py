@@ -8,7 +8,9 @@ from typer.testing import CliRunner
 
 from ferbench.cards import load_card
 from ferbench.cli import app
+from ferbench.models.build import build_model
 from ferbench.planner import Calibration, job_counts, plan_protocol, totals
+from ferbench.speed import count_macs
 from ferbench.training.trainer import _batches
 
 from helpers import TINY_PLUGIN_CARD
@@ -42,11 +44,16 @@ def test_counts_equal_what_the_trainer_batches(tmp_path):
 def test_a_distilling_cards_teacher_is_planned_once_with_the_same_budget():
     cards = [load_card("microexpnet_xxs_kd"), load_card("microexpnet_s_kd")]
     shorten = lambda card: card.with_epochs(2)  # noqa: E731 - what --epochs 2 does to every card
-    rows = plan_protocol("p", [100, 90], cards, 2, None, shorten)
+    rows = plan_protocol("p", [100, 90], cards, 2, 7, None, shorten)
     assert [r.model for r in rows] == ["inception_v3_teacher", "microexpnet_xxs_kd", "microexpnet_s_kd"]
     assert rows[0].role == "teacher of microexpnet_xxs_kd"
     assert all(r.jobs == 4 and r.epochs == 2 for r in rows)  # 2 folds x 2 seeds, teachers per (seed, fold)
     assert rows[1].image_passes == 2 * 2 * 8 * (100 + 90)  # seeds x epochs x repeats x images
+    teacher, student = (2 * count_macs(build_model(c, 7), (c.input.channels, *c.input.size))
+                        for c in (load_card("inception_v3_teacher"), cards[0]))
+    assert rows[0].train_flops == 3 * teacher * rows[0].image_passes  # forward + backward (2x forward)
+    assert rows[1].teacher_passes == 2 * (100 + 90) * 8  # each (image, crop) once per job: 8 fixed crops
+    assert rows[1].train_flops == 3 * student * rows[1].image_passes + teacher * rows[1].teacher_passes
     assert totals(rows)["seconds"] is None and totals(rows)["jobs"] == 12
 
 

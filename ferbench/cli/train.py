@@ -158,12 +158,18 @@ def plan(
         typer.echo(json.dumps({"device": device, "rows": rows_as_dicts(rows), "total": total}, indent=2))
         return
     table = [[r.protocol, r.model + ("" if r.role == "model" else f" ({r.role})"), r.jobs, f"{r.images_per_epoch:,.0f}",
-              r.epochs, f"{r.image_passes:,}", f"{r.steps:,}", format_duration(r.seconds)] for r in rows]
+              r.epochs, f"{r.image_passes:,}", f"{r.steps:,}", _petaflops(r.train_flops), format_duration(r.seconds)]
+             for r in rows]
     table.append(["total", "", total["jobs"], "", "", f"{total['image_passes']:,}", f"{total['steps']:,}",
-                  format_duration(total["seconds"])])
+                  _petaflops(total["train_flops"]), format_duration(total["seconds"])])
     typer.echo(tabulate(table, headers=["protocol", "model", "jobs", "images/epoch", "epochs", "image passes",
-                                        "steps", f"estimate ({device})"], disable_numparse=True))
-    typer.echo("estimate: training steps only, from a short calibration per model (see ferbench.planner)")
+                                        "steps", "train PFLOP", f"estimate ({device})"], disable_numparse=True))
+    typer.echo("estimate: training steps only, from a short calibration per model; train PFLOP: 10^15 "
+               "floating-point operations of the training passes, on any device (see ferbench.planner)")
+
+
+def _petaflops(flops: int | None) -> str:
+    return "-" if flops is None else f"{flops / 1e15:,.1f}"
 
 
 @app.command("models")

@@ -53,7 +53,12 @@ def build_augmentation(spec: NamedSpec, input_size: Size) -> Augmentation:
 
 
 class Augmentation:
-    """One step: ``step(x, generator)`` randomly transforms a float batch ``N x C x H x W``."""
+    """One step: ``step(x, generator)`` randomly transforms a float batch ``N x C x H x W``.
+
+    ``outcomes`` is how many different images the step can make of one image (None: a
+    continuous draw, unbounded); a plug-in that does not say is taken as unbounded."""
+
+    outcomes: int | None = None
 
     def __init__(self, spec: NamedSpec, input_size: Size):
         self.spec, self.input_size = spec, input_size
@@ -78,6 +83,10 @@ class CropViews(Augmentation):
     def __init__(self, spec: FixedCrops | TenCrop, input_size: Size):
         super().__init__(spec, input_size)
         self.canvas_size: Size = tuple(round(i * f / c) for i, f, c in zip(input_size, spec.from_, spec.crop))
+
+    @property
+    def outcomes(self) -> int:
+        return len(self.views)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """One view per image, drawn uniformly."""
@@ -283,6 +292,7 @@ class HFlip(NamedSpec):
 @register_augmentation("hflip", HFlip)
 class RandomHFlip(Augmentation):
     spec: HFlip
+    outcomes = 2
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         flip = torch.rand(len(x), generator=generator, device=generator.device) < self.spec.p
@@ -305,6 +315,17 @@ class Augmenter:
         self.crop: CropViews | None = crops[0] if crops else None
         self.tta = tta
         self.canvas_size: Size = self.crop.canvas_size if self.crop else tuple(input_size)
+
+    @property
+    def views_per_image(self) -> int | None:
+        """How many different training images the steps can make of one image (the product of
+        their ``outcomes``; 1 without augmentation), None when some step draws continuously."""
+        product = 1
+        for step in self.steps:
+            if step.outcomes is None:
+                return None
+            product *= step.outcomes
+        return product
 
     def train(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """A random augmentation of the batch (consecutive affine steps resampled once)."""

@@ -42,6 +42,7 @@ from ferbench.models.checkpoint import load_weights
 from ferbench.training.augment import Augmenter
 from ferbench.training.inputs import match_channels, prepare, resize, resize_uint8
 from ferbench.training.objectives import Objective, objective_class
+from ferbench.training.teacher import MemoisedTeacher
 
 TeacherForward = Callable[[torch.Tensor], torch.Tensor]
 """Student batch (normalised, augmented, B x C x H x W) -> teacher logits B x K."""
@@ -204,8 +205,9 @@ def predict_proba(model: Any, card: ModelCard, images: torch.Tensor, device: tor
 
 def teacher_forward(teacher: nn.Module, teacher_card: ModelCard, student_card: ModelCard) -> TeacherForward:
     """Teacher logits for a student batch: resized (bilinear) to the teacher's input size and
-    converted to its channels. The batch is already normalised the student's way, so both
-    cards must name the same ``input.normalise``. ``teacher`` must sit on the training device."""
+    converted to its channels, each distinct image computed once (:class:`MemoisedTeacher`). The
+    batch is already normalised the student's way, so both cards must name the same
+    ``input.normalise``. ``teacher`` must sit on the training device."""
     if teacher_card.input.normalise != student_card.input.normalise:
         raise CardError(student_card.source_file,
                         f"the teacher `{teacher_card.name}` normalises `{teacher_card.input.normalise}`, this card "
@@ -213,7 +215,7 @@ def teacher_forward(teacher: nn.Module, teacher_card: ModelCard, student_card: M
                         key="input.normalise")
     teacher.eval()
     size, channels = teacher_card.input.size, teacher_card.input.channels
-    return lambda x: teacher(match_channels(resize(x, size), channels))
+    return MemoisedTeacher(lambda x: teacher(match_channels(resize(x, size), channels)))
 
 
 def load_init_checkpoint(model: nn.Module, path: str | Path) -> None:
