@@ -52,15 +52,6 @@ PRECROPPED_LAYOUTS = ("ckplus48", "fer2013", "rafdb")
 OUTPUT_EYE_DISTANCE = 0.38 * 128
 """Eye distance in pixels of a 128-px output with the default template: errors are scaled to it."""
 MIN_FACE = PreprocessSpec().min_face
-
-Finder = Callable[[np.ndarray, bool], tuple[np.ndarray | None, str]]
-
-
-def opencv_finder() -> Finder:
-    """ferbench's current eye finder (``find_eyes`` with the default ``min_face``)."""
-    return lambda gray, precropped: find_eyes(gray, MIN_FACE, precropped)
-
-
 PREDICTORS = {
     "5": ("shape_predictor_5_face_landmarks.dat", (slice(2, 4), slice(0, 2))),
     "68": ("shape_predictor_68_face_landmarks.dat", (slice(36, 42), slice(42, 48))),
@@ -74,6 +65,16 @@ SUBPIXEL = 4
 """dlib returns whole-pixel points: the ``x4`` variant runs the predictor on the picture enlarged
 this many times (bilinear) and maps its points back."""
 
+Found = tuple[np.ndarray | None, str]
+"""What a finder returns: the eye centres (2 x 2 pixels, image-left eye first) or None, and how."""
+Finder = Callable[[np.ndarray, bool], Found]
+"""A finder takes a gray picture and whether it is a pre-cropped face."""
+
+
+def opencv_finder() -> Finder:
+    """ferbench's current eye finder (``find_eyes`` with the default ``min_face``)."""
+    return lambda gray, precropped: find_eyes(gray, MIN_FACE, precropped)
+
 
 def dlib_finder(upsample: int, points: str = "5", enlarge: int = 1) -> Finder:
     """dlib's HOG face detector (picture upsampled ``upsample`` times), then the ``points``
@@ -84,7 +85,7 @@ def dlib_finder(upsample: int, points: str = "5", enlarge: int = 1) -> Finder:
     detector = dlib.get_frontal_face_detector()
     predictor = dlib.shape_predictor(str(model_folder() / file))
 
-    def find(gray: np.ndarray, precropped: bool) -> tuple[np.ndarray | None, str]:
+    def find(gray: np.ndarray, precropped: bool) -> Found:
         rectangles = list(detector(gray, upsample))
         if rectangles:
             rectangle, method = max(rectangles, key=lambda r: r.area()), "detector"
@@ -113,7 +114,7 @@ def dlib_box_finder() -> Finder:
     detector = dlib.get_frontal_face_detector()
     scale = (DLIB_BOX_EYES[1, 0] - DLIB_BOX_EYES[0, 0]) / (FACE_BOX_EYES[1, 0] - FACE_BOX_EYES[0, 0])
 
-    def find(gray: np.ndarray, precropped: bool) -> tuple[np.ndarray | None, str]:
+    def find(gray: np.ndarray, precropped: bool) -> Found:
         rectangles = list(detector(gray, 0))
         if not rectangles:
             eyes = haar_eyes(gray, (0, 0, gray.shape[1], gray.shape[0])) if precropped else None
@@ -133,7 +134,7 @@ def dlib_box_finder() -> Finder:
 
 def model_folder() -> Path:
     """The model folder of the installed face-recognition-models, found without importing the
-    package (its ``__init__`` imports ``pkg_resources``, which setuptools >= 81 no longer has)."""
+    package (its ``__init__`` imports ``pkg_resources``, which current setuptools no longer has)."""
     spec = importlib.util.find_spec("face_recognition_models")
     return Path(spec.submodule_search_locations[0]) / "models"
 
@@ -150,9 +151,6 @@ def candidates() -> dict[str, Finder]:
     finders["dlib68 up1"] = dlib_finder(1, points="68")
     finders["dlib box + opencv eyes"] = dlib_box_finder()
     return finders
-
-
-Found = tuple[np.ndarray | None, str]
 
 
 def run_finders(faces: list[tuple[np.ndarray, np.ndarray]], precropped: bool,
