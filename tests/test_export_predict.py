@@ -21,7 +21,7 @@ from ferbench.pipeline import attach_images, load_protocol_data
 from ferbench.models.build import build_model
 from ferbench.data.base import read_image_file
 from ferbench.errors import UnknownName
-from ferbench.predict import predict_paths, prepare_face
+from ferbench.predict import describe_face, predict_paths, prepare_face
 from ferbench.preprocess import landmark_box, landmark_eyes, preprocess_samples
 from ferbench.protocol import load_protocol
 from ferbench.synth.face import random_faces
@@ -252,3 +252,11 @@ def test_predict_face_must_be_a_known_method(run, tmp_path):
     assert result.output.strip().splitlines()[-1] == "error: --face eyes: choose one of auto, align, haar, none"
     with pytest.raises(UnknownName, match="known: align, auto, haar, none"):
         predict_paths([tmp_path / "x.png"], load_trained_model(run / "seed0" / "fold0" / "model.pt"), face="landmarks")
+
+
+def test_predict_auto_without_a_recorded_preprocessing_is_haar_at_the_card_input(run, tmp_path):
+    (tmp_path / "model.pt").write_bytes((run / "seed0" / "fold0" / "model.pt").read_bytes())  # outside its run
+    trained = load_trained_model(tmp_path / "model.pt", run.parents[2] / "tiny_plugin.yaml", CLASSES7)
+    assert trained.preprocess is None
+    assert describe_face("auto", trained) == ("face: haar (the default: the checkpoint records no preprocessing; "
+                                              "margin 0.2, minimum face 0.15, crop 48x48 gray)")
