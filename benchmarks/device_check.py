@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/device_check.py --device cpu --reduced --out x.json   # < 2 min on CPU
 
 Sections of the JSON:
-  device            the device name, torch version, CPU threads
+  device            the device name, torch version, CPU threads, ``reduced``
   stacked           per card (MicroExpNet-XXS, EmotionNet Nano-B, Lopes CNN): K folds trained one by
                     one vs stacked (``fit_stacked``), images/s and the speed-up; a card the stacked
                     trainer refuses gets its refusal reason and only the one-by-one figure
@@ -12,8 +12,26 @@ Sections of the JSON:
   autocast          the minimal loop with bf16 autocast on and off (CUDA only)
   plan              the planner's estimate of ``ckplus_7cls_si`` with every fitting baseline at its
                     full recipe (on the synthetic twin's folds), per model and in total
+  objectives        per objective with state or extra terms (center_loss: MobileNet + center loss,
+                    am_softmax: the ED²L baseline, ed2l: ED²L, distillation: MicroExpNet-XXS-KD with
+                    one untrained Inception-v3 teacher): the ``stacked`` figures plus ``teacher``,
+                    ``batch_size`` and the training steps of one round, ``steps_one_by_one`` and
+                    ``steps_stacked``
+  section_seconds   seconds per section; ``seconds`` the total
 Rounds alternate and the fastest of each counts (machines are noisy: read ratios, not absolutes).
-The full GPU version is sized to finish in about 6 minutes on a modern GPU (plus twin generation).
+For cards with dropout (MobileNet, MicroExpNet) ``largest_weight_difference`` is not float noise:
+stacked training draws other dropout masks (ferbench.training.stacked).
+The file is rewritten after each section, so a run cut short keeps the sections it finished.
+
+Sizes. Full (CUDA): stacked 10 folds of 900-873 images x 2 epochs x 2 rounds (1,972 one-by-one
+and 208 stacked steps); bare loop 3,600 images x 3 epochs x 3 runs x 2 rounds (2,034 steps);
+objectives 10 folds of 640-613 images x 1 epoch x 2 rounds at the cards' batch of 64 (800
+one-by-one and 80 stacked steps, 400 teacher passes at 224 x 224): about a fifth more steps than
+the rest, of heavier nets (ED²L 437 MMACs, Inception-v3 2.8 GMACs per image), sized to keep the
+whole check within about 6 minutes on a modern GPU (plus twin generation; not measured yet).
+Reduced (CPU): 2 folds of 32 images x 1 epoch; objectives 2 folds of 6 and 3 images at batch 4,
+teacher MicroExpNet-XXS (Inception-v3 takes minutes on a CPU): a check that it runs, its
+figures dominated by warm-up.
 """
 
 from __future__ import annotations
@@ -33,9 +51,16 @@ from fold_batching import random_folds, time_folds  # noqa: E402
 
 from ferbench.cards import load_card  # noqa: E402
 from ferbench.models.build import build_model  # noqa: E402
-from ferbench.training import fit, seed_everything  # noqa: E402
+from ferbench.training import fit, seed_everything, teacher_forward  # noqa: E402
 
 CARDS = ("microexpnet_xxs", "emotionnet_nano_b", "lopes_cnn")
+OBJECTIVE_CARDS = {"center_loss": "mobilenetv1_centerloss", "am_softmax": "ed2l_baseline", "ed2l": "ed2l",
+                   "distillation": "microexpnet_xxs_kd"}
+"""A bundled card for each objective whose stacked form keeps state or extra terms
+(``ferbench.training.stacked_objectives``)."""
+REDUCED_TEACHER = "microexpnet_xxs"
+"""The distillation teacher of the reduced version; the card's own (Inception-v3 at 224 x 224)
+takes minutes per fold on a CPU."""
 
 
 def synchronize(device: torch.device) -> None:
@@ -110,6 +135,38 @@ def stacked_section(device: torch.device, folds_k: int, images_n: int, epochs: i
     return out
 
 
+def fit_steps(images: int, batch_size: int) -> int:
+    """Batches in one epoch of ``fit`` over ``images`` (repeats 1): a last batch of one image is dropped."""
+    full, rest = divmod(images, batch_size)
+    return full + (rest > 1 or (rest == 1 and full == 0))
+
+
+def objectives_section(device: torch.device, folds_k: int, images_n: int, epochs: int, rounds: int,
+                       teacher: str | None, batch_size: int | None) -> dict:
+    """Stacked vs one by one (``time_folds``) for each card of :data:`OBJECTIVE_CARDS` (at
+    ``batch_size``, else the card's), with the training steps of one round (one by one: every
+    fold's batches; stacked: the largest fold's). The distilling card gets one untrained teacher
+    (``teacher``, else its card's), shared by all folds: its weights do not change the timing,
+    and both paths call it once per fold and batch."""
+    out = {}
+    for objective, name in OBJECTIVE_CARDS.items():
+        card = load_card(name).with_epochs(epochs).with_repeats(1)
+        if batch_size is not None:
+            card = card.model_copy(update={"recipe": card.recipe.model_copy(update={"batch_size": batch_size})})
+        folds = random_folds(folds_k, images_n, 96, 7)
+        teachers = None
+        if card.teacher is not None:
+            teacher_card = load_card(teacher or card.teacher)
+            seed_everything(0)
+            forward = teacher_forward(build_model(teacher_card, 7).to(device), teacher_card, card)
+            teachers = [forward] * folds_k
+        batches = [fit_steps(len(labels), card.recipe.batch_size) * epochs for _, labels in folds]
+        out[objective] = {**time_folds(card, folds, device, 7, rounds, teachers),
+                          "teacher": teacher_card.name if teachers else None, "batch_size": card.recipe.batch_size,
+                          "steps_one_by_one": sum(batches), "steps_stacked": max(batches)}
+    return out
+
+
 def plan_section(device: torch.device, calibrate: bool, models: list[str] | None) -> dict:
     from ferbench.pipeline import load_protocol_data
     from ferbench.planner import format_duration, plan_folds, rows_as_dicts, totals
@@ -135,19 +192,31 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     reduced = args.reduced or device.type != "cuda"
-    sizes = dict(folds_k=2, images_n=96, epochs=1, rounds=1) if reduced else dict(folds_k=10, images_n=900,
+    sizes = dict(folds_k=2, images_n=32, epochs=1, rounds=1) if reduced else dict(folds_k=10, images_n=900,
                                                                                   epochs=2, rounds=2)
+    objective_sizes = dict(folds_k=2, images_n=6, epochs=1, rounds=1, teacher=REDUCED_TEACHER, batch_size=4) \
+        if reduced else dict(folds_k=10, images_n=640, epochs=1, rounds=2, teacher=None, batch_size=None)
     report: dict = {"device": {
         "name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "torch": torch.__version__, "cpu_threads": torch.get_num_threads(), "reduced": reduced}}
+        "torch": torch.__version__, "cpu_threads": torch.get_num_threads(), "reduced": reduced},
+        "section_seconds": {}}
     started = time.perf_counter()
-    report["stacked"] = stacked_section(device, **sizes)
-    report.update(bare_loop_section(device, sizes["epochs"] + 1, 4 * sizes["images_n"], sizes["rounds"]))
-    report["plan"] = plan_section(device, calibrate=True, models=list(CARDS) + ["hog_svm"] if reduced else None)
-    report["seconds"] = time.perf_counter() - started
+    sections = (
+        ("stacked", lambda: {"stacked": stacked_section(device, **sizes)}),
+        ("bare_loop", lambda: bare_loop_section(device, sizes["epochs"] + 1, (2 if reduced else 4) * sizes["images_n"],
+                                                sizes["rounds"])),
+        ("plan", lambda: {"plan": plan_section(device, calibrate=True,
+                                               models=list(CARDS) + ["hog_svm"] if reduced else None)}),
+        ("objectives", lambda: {"objectives": objectives_section(device, **objective_sizes)}),
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    print(json.dumps({k: report[k] for k in ("device", "seconds")}), f"-> {args.out}")
+    for name, measure in sections:  # the file is rewritten after each section: a timeout keeps the earlier ones
+        start = time.perf_counter()
+        report.update(measure())
+        report["section_seconds"][name] = time.perf_counter() - start
+        report["seconds"] = time.perf_counter() - started
+        args.out.write_text(json.dumps(report, indent=2))
+    print(json.dumps({k: report[k] for k in ("device", "section_seconds", "seconds")}), f"-> {args.out}")
 
 
 if __name__ == "__main__":

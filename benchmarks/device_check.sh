@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The device check of issue #15: one JSON file of GPU figures (stacked vs one-by-one training,
-# ferbench vs a bare loop, bf16 autocast, the planner's estimate of ckplus_7cls_si).
+# ferbench vs a bare loop, bf16 autocast, the planner's estimate of ckplus_7cls_si, stacked vs
+# one-by-one for center loss, AM-softmax, ED²L and distillation).
 # With a GPU: the full check (about 6 minutes). Without: a reduced CPU version (under 2 minutes),
 # so the script cannot rot.   Usage: bash benchmarks/device_check.sh [OUT.json]
 set -euo pipefail

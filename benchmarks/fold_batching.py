@@ -45,10 +45,11 @@ def random_folds(k: int, images: int, side: int, classes: int) -> list[tuple[tor
 
 
 def time_folds(card, folds: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device, classes: int,
-               rounds: int) -> dict:
+               rounds: int, teachers: list | None = None) -> dict:
     """Training images/s of the folds one by one and stacked (fastest of ``rounds`` alternating
     rounds), their ratio and the largest weight difference; a card the stacked trainer refuses
-    gets ``refused`` (the reason) and the one-by-one figure only."""
+    gets ``refused`` (the reason) and the one-by-one figure only. A distilling card needs
+    ``teachers``, one per fold (``fit``'s ``teacher``), the same in both paths."""
     seeds = list(range(len(folds)))
 
     def models() -> list[torch.nn.Module]:
@@ -64,7 +65,8 @@ def time_folds(card, folds: list[tuple[torch.Tensor, torch.Tensor]], device: tor
         fresh = models()
         synchronize(device)
         start = time.perf_counter()
-        reference = [fit(m, card, *fold, device, seed, progress=False) for m, fold, seed in zip(fresh, folds, seeds)]
+        reference = [fit(m, card, *fold, device, seed, teacher, progress=False)
+                     for m, fold, seed, teacher in zip(fresh, folds, seeds, teachers or [None] * len(folds))]
         synchronize(device)
         one_by_one_runs.append(time.perf_counter() - start)
         if reason is not None:
@@ -72,7 +74,7 @@ def time_folds(card, folds: list[tuple[torch.Tensor, torch.Tensor]], device: tor
         fresh = models()
         synchronize(device)
         start = time.perf_counter()
-        stacked = fit_stacked(fresh, card, folds, device, seeds)
+        stacked = fit_stacked(fresh, card, folds, device, seeds, teachers=teachers)
         synchronize(device)
         stacked_runs.append(time.perf_counter() - start)
     seen = sum(len(images) for images, _ in folds) * card.recipe.repeats * card.recipe.epochs

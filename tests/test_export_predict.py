@@ -19,11 +19,15 @@ from ferbench.errors import FerbenchError
 from ferbench.export import OnnxModule, export_onnx, onnx_latency
 from ferbench.pipeline import attach_images, load_protocol_data
 from ferbench.models.build import build_model
-from ferbench.predict import predict_paths
-from ferbench.preprocess import landmark_box
+from ferbench.data.base import read_image_file
+from ferbench.errors import UnknownName
+from ferbench.predict import describe_face, predict_paths, prepare_face
+from ferbench.preprocess import landmark_box, landmark_eyes, preprocess_samples
 from ferbench.protocol import load_protocol
+from ferbench.synth.face import random_faces
 from ferbench.runner import RunOptions, run_card
 from helpers import CLASSES7, REPO, TINY_PLUGIN_CARD
+from test_preprocess import FakeLoader, write
 
 CARD = TINY_PLUGIN_CARD
 
@@ -131,10 +135,13 @@ def test_predict_finds_faces_and_annotates(run, data, tmp_path):
                                       "--annotate", str(tmp_path / "annotated")])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
+    assert lines[0] == ("face: haar (as trained: the protocol's face method is auto; margin 0.1, minimum face 0.15, "
+                        "crop 128x128 gray)")  # ckplus_7cls_si crops landmark boxes; pictures have none
     assert "no face" in next(line for line in lines if "blank.png" in line)
     face_row = next(line for line in lines if "face.png" in line).split()
-    x, y, w, h = map(int, face_row[1:5])
-    assert face_row[5] in CLASSES7
+    assert face_row[1] == "haar"
+    x, y, w, h = map(int, face_row[2:6])
+    assert face_row[6] in CLASSES7
     lx, ly, lw, lh = landmark_box(data.sources[0].loader.landmarks(sample))  # the face the twin drew
     overlap = max(0, min(x + w, lx + lw) - max(x, lx)) * max(0, min(y + h, ly + lh) - max(y, ly))
     assert overlap / (w * h + lw * lh - overlap) > 0.5
@@ -155,3 +162,101 @@ def test_predict_video_every_nth_frame(run, data, tmp_path):
     results = predict_paths([tmp_path / "clip.avi"], trained, face="none", every=2, annotate=tmp_path / "out")
     assert [r.source.rsplit("#", 1)[1] for r in results] == ["0", "2", "4"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"clip_frame00000{k}.png" for k in (0, 2, 4)]
+
+
+# ----------------------------------------------------------------------------- predict --face align
+
+ALIGNED = load_protocol(REPO / "protocols" / "jaffe_6cls_loso.yaml", roots={"jaffe": "synthetic:small"}).preprocess
+
+
+@pytest.fixture(scope="module")
+def aligned_onnx(run, tmp_path_factory) -> Path:
+    """The run's fold-0 model exported as if trained under jaffe_6cls_loso's eye alignment (the
+    ONNX metadata records that protocol's preprocessing)."""
+    trained = load_trained_model(run / "seed0" / "fold0" / "model.pt")
+    path = tmp_path_factory.mktemp("aligned") / "aligned.onnx"
+    export_onnx(trained.model, trained.card, path, trained.labels, ALIGNED)
+    return path
+
+
+def test_predict_aligns_a_face_exactly_as_the_protocol_pipeline(aligned_onnx, tmp_path, monkeypatch):
+    monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path / "cache"))
+    image, landmarks, _, _ = next(random_faces("jaffe", 1, seed=0))  # a 256 x 256 frame: Haar eyes, no landmarks
+    sample = write(tmp_path, "face.png", image)
+    pipeline = preprocess_samples(FakeLoader(), [sample], ALIGNED, progress=False)
+    assert pipeline.report["methods"] == {"landmarks": 0, "eyes": 1, "face_box": 0, "mean": 0}
+
+    prepared = prepare_face(read_image_file(sample.path), ALIGNED, "align")
+    assert prepared.method == "eyes" and prepared.box is None
+    assert prepared.image.shape == (128, 128) and np.array_equal(prepared.image, pipeline.images[0])
+    truth = landmark_eyes(landmarks)  # the eyes the twin drew
+    assert np.abs(np.array(prepared.eyes) - truth).max() < 0.05 * np.linalg.norm(truth[1] - truth[0])
+
+    trained = load_trained_model(aligned_onnx)
+    assert trained.preprocess.face == "align"
+    result = CliRunner().invoke(app, ["predict", sample.path, "--checkpoint", str(aligned_onnx)])  # --face auto
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == ("face: align (as trained: the protocol's face method is align; template 128x128 gray, "
+                        "eye distance 0.38, eye height 0.33)")
+    row = next(line for line in lines if "face.png" in line).split()
+    assert row[1] == "eyes"
+    assert [tuple(map(float, eye.split(","))) for eye in row[2:4]] == [
+        (round(x, 1), round(y, 1)) for x, y in prepared.eyes]
+    expected = trained.predict_proba(pipeline.images, "cpu")[0]
+    assert [float(p) for p in row[6:]] == [round(float(p), 3) for p in expected]
+    assert row[4] == CLASSES7[int(np.argmax(expected))]
+
+
+def test_predict_align_without_a_face(aligned_onnx, tmp_path):
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "frame.png"), np.full((200, 240), 90, np.uint8))  # a large picture without a face
+    cv2.imwrite(str(folder / "crop.png"), np.full((48, 48), 128, np.uint8))  # a small one: taken as a face crop
+    result = CliRunner().invoke(app, ["predict", str(folder), "--checkpoint", str(aligned_onnx), "--face", "align",
+                                      "--annotate", str(tmp_path / "annotated")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("face: align (as asked; template 128x128 gray")
+    assert next(line for line in lines if "frame.png" in line).split()[1:5] == ["no", "face", "-", "-"]
+    crop_row = next(line for line in lines if "crop.png" in line).split()
+    # the template's own eye fractions on 48 px: x = 48 * (0.5 -+ 0.19) - 0.5 * 48 / 128, y = 48 * 0.33 - 0.5 * 48 / 128
+    assert crop_row[1:4] == ["mean", "14.7,15.7", "32.9,15.7"] and crop_row[4] in CLASSES7
+    trained = load_trained_model(aligned_onnx)
+    (crop,) = predict_paths([folder / "crop.png"], trained)
+    assert np.allclose(list(crop.probabilities.values()),
+                       trained.predict_proba(np.full((1, 128, 128), 128, np.uint8))[0], atol=1e-6)
+    assert sorted(p.name for p in (tmp_path / "annotated").iterdir()) == ["crop.png", "frame.png"]
+
+
+def test_predict_aligns_video_frames(aligned_onnx, tmp_path):
+    image, landmarks, _, _ = next(random_faces("jaffe", 1, seed=0))
+    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 5, image.shape[1::-1])
+    if not writer.isOpened():
+        pytest.skip("this OpenCV build cannot write MJPG video")
+    for _ in range(3):
+        writer.write(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    results = predict_paths([tmp_path / "clip.avi"], load_trained_model(aligned_onnx))  # as trained: align
+    truth = landmark_eyes(landmarks)
+    assert [r.method for r in results] == ["eyes"] * 3
+    for r in results:
+        assert np.abs(np.array(r.eyes) - truth).max() < 0.05 * np.linalg.norm(truth[1] - truth[0])
+
+
+def test_predict_face_must_be_a_known_method(run, tmp_path):
+    cv2.imwrite(str(tmp_path / "x.png"), np.zeros((64, 64), np.uint8))
+    result = CliRunner().invoke(app, ["predict", str(tmp_path / "x.png"), "--checkpoint",
+                                      str(run / "seed0" / "fold0" / "model.pt"), "--face", "eyes"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == "error: --face eyes: choose one of auto, align, haar, none"
+    with pytest.raises(UnknownName, match="known: align, auto, haar, none"):
+        predict_paths([tmp_path / "x.png"], load_trained_model(run / "seed0" / "fold0" / "model.pt"), face="landmarks")
+
+
+def test_predict_auto_without_a_recorded_preprocessing_is_haar_at_the_card_input(run, tmp_path):
+    (tmp_path / "model.pt").write_bytes((run / "seed0" / "fold0" / "model.pt").read_bytes())  # outside its run
+    trained = load_trained_model(tmp_path / "model.pt", run.parents[2] / "tiny_plugin.yaml", CLASSES7)
+    assert trained.preprocess is None
+    assert describe_face("auto", trained) == ("face: haar (the default: the checkpoint records no preprocessing; "
+                                              "margin 0.2, minimum face 0.15, crop 48x48 gray)")

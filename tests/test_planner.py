@@ -112,3 +112,12 @@ def test_the_device_check_script_runs_its_reduced_cpu_version(tmp_path):
     assert set(report["stacked"]) == {"microexpnet_xxs", "emotionnet_nano_b", "lopes_cnn"}
     assert report["stacked"]["emotionnet_nano_b"]["refused"] is None  # no dropout / BatchNorm: stackable
     assert report["plan"]["total"]["jobs"] == 40  # 4 cards x the 10 folds of ckplus_7cls_si
+    objectives = report["objectives"]
+    assert {name: entry["card"] for name, entry in objectives.items()} == {
+        "center_loss": "mobilenetv1_centerloss", "am_softmax": "ed2l_baseline", "ed2l": "ed2l",
+        "distillation": "microexpnet_xxs_kd"}
+    for entry in objectives.values():  # every stateful objective stacks; folds of 6 and 3 images at batch 4
+        assert entry["refused"] is None and entry["stacked_img_s"] > 0 and entry["one_by_one_img_s"] > 0
+        assert (entry["batch_size"], entry["steps_one_by_one"], entry["steps_stacked"]) == (4, 2 + 1, 2)
+    assert objectives["distillation"]["teacher"] == "microexpnet_xxs" and objectives["ed2l"]["teacher"] is None
+    assert list(report["section_seconds"]) == ["stacked", "bare_loop", "plan", "objectives"]

@@ -131,13 +131,15 @@ def predict(
     model: Annotated[Optional[str], typer.Option(help="Card (name or YAML path); default: the checkpoint's run directory or ONNX metadata.")] = None,
     labels: Annotated[Optional[str], typer.Option(help="The model's label order (default: the run directory or ONNX metadata).")] = None,
     annotate: Annotated[Optional[Path], typer.Option(help="Folder for copies of the pictures with boxes and labels drawn.")] = None,
-    face: Annotated[str, typer.Option(help="haar (largest Haar face) or none (the whole picture).")] = "haar",
+    face: Annotated[str, typer.Option(help="auto (as the model was trained: its protocol's face method, when recorded; "
+                                           "else haar), align (eye centres onto the protocol's template), "
+                                           "haar (largest Haar face) or none (the whole picture).")] = "auto",
     every: Annotated[int, typer.Option(min=1, help="Video: predict every N-th frame.")] = 1,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
     """Print expression probabilities for the face in each image (or video frame)."""
     from ferbench.checkpoints import load_trained_model
-    from ferbench.predict import PREDICT_FACE_METHODS, predict_paths
+    from ferbench.predict import PREDICT_FACE_METHODS, describe_face, predict_paths
     from ferbench.jobs import resolve_device
 
     if face not in PREDICT_FACE_METHODS:
@@ -146,11 +148,12 @@ def predict(
     if annotate is not None:
         writable_folder(annotate, "--annotate")
     trained = load_trained_model(checkpoint, model, parse_labels(labels))
+    typer.echo(describe_face(face, trained))
     results = predict_paths(inputs, trained, face, every, annotate, resolve_device(device))
-    rows = [[r.source, " ".join(map(str, r.box)) if r.box else "no face", *(r.top or ("-", None)),
+    rows = [[r.source, r.method if r.top else "no face", r.where, *(r.top or ("-", None)),
              *(r.probabilities.get(label) for label in trained.labels)] for r in results]
-    typer.echo(tabulate(rows, headers=["file", "face x y w h", "top", "p", *trained.labels], floatfmt=".3f"))
+    typer.echo(tabulate(rows, headers=["file", "face", "box x y w h | eyes x,y x,y", "top", "p", *trained.labels],
+                        floatfmt=".3f"))
     if annotate is not None:
         typer.echo(f"annotated pictures in {annotate}")
-
 
