@@ -83,16 +83,19 @@ def _template_errors(layout: str, n: int) -> tuple[np.ndarray, dict[str, int]]:
 
 
 # Measured on 100 faces per layout (seed 5): eyes found / within 2 px / within 4 px at 128 px
-# output (eye distance 48.6 px): ckplus 1.00/0.98/1.00, ckplus48 1.00/0.96/1.00, jaffe
+# output (eye distance 48.6 px): ckplus 1.00/0.98/1.00, ckplus48 1.00/0.88/1.00, jaffe
 # 1.00/1.00/1.00, bu3dfe 1.00/0.97/1.00, nimstim 0.98/0.95/0.98, kdef 1.00/0.96/1.00,
 # generic 1.00/0.97/1.00; the low-resolution in-the-wild crops (drawn at about 50 px, varied
-# light, noise) fer2013 0.95/0.47/0.85 and rafdb 0.98/0.63/0.94 (benchmarks/README.md).
+# light, noise) fer2013 0.99/0.34/0.76 and rafdb 0.98/0.63/0.94 (benchmarks/README.md). CK+48
+# and FER2013 crops are framed as loosely as the real copies (eyes about 16 and 15 px apart,
+# tests/test_synth.py); at the former, tighter framing they were at 0.96 and 0.47 within 2 px.
 # The faces are seeded, so the checks below see the same 60 faces per layout every time (there:
-# 0.95-1.00 within 2 px, nimstim 0.93 with 2 faces without eyes, fer2013 0.43, rafdb 0.67).
+# 0.95-1.00 within 2 px, ckplus48 0.90, nimstim 0.93 with 2 faces without eyes, fer2013 0.32,
+# rafdb 0.67).
 @pytest.mark.parametrize(("layout", "within_2px", "within_4px"), [
-    ("ckplus", 0.95, 0.95), ("ckplus48", 0.95, 0.95), ("jaffe", 0.95, 0.95), ("bu3dfe", 0.95, 0.95),
+    ("ckplus", 0.95, 0.95), ("ckplus48", 0.85, 0.95), ("jaffe", 0.95, 0.95), ("bu3dfe", 0.95, 0.95),
     ("nimstim", 0.93, 0.95), ("kdef", 0.95, 0.95), ("generic", 0.95, 0.95),
-    ("fer2013", 0.4, 0.8), ("rafdb", 0.6, 0.9),
+    ("fer2013", 0.3, 0.75), ("rafdb", 0.6, 0.9),
 ])
 def test_twin_eyes_land_near_the_template(layout, within_2px, within_4px):
     errors, methods = _template_errors(layout, 60)

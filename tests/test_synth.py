@@ -23,6 +23,7 @@ import pytest
 
 from ferbench.errors import UnknownName
 from ferbench.labels import CANONICAL
+from ferbench.preprocess.faces import detect_face
 from ferbench.synth import GENERATOR_VERSION, LAYOUTS, render_face, sample_identity, twin_root, write_twin
 from ferbench.synth.face import random_faces
 from ferbench.synth.identity import stream
@@ -435,9 +436,11 @@ def test_twin_framing_matches_the_real_copies() -> None:
     with the whole head, hair and shoulders, FER2013 crops looser than CK+48; full frames tilted
     by a few degrees and off-centre. Measured on 40 faces (seed 1)."""
     ck48, fer, jaffe, ck = (_eye_geometry(name) for name in ("ckplus48", "fer2013", "jaffe", "ckplus"))
-    # CK+48: eyes 0.34-0.39 of the width apart, a quarter of the way down (brows near the top)
-    assert 0.33 < ck48["distance"].min() and ck48["distance"].max() < 0.40
-    assert 0.22 < ck48["height"].min() and ck48["height"].max() < 0.30
+    # CK+48: framed as a face detector's box (the framing at which Haar finds 78% of the faces,
+    # test_ck48_haar_detection_rate_matches_the_real_copy): eyes 0.31-0.36 of the width apart,
+    # under 0.4 of the way down (brows about a quarter down, chin near the bottom)
+    assert 0.30 < ck48["distance"].min() and ck48["distance"].max() < 0.37
+    assert 0.35 < ck48["height"].min() and ck48["height"].max() < 0.40
     # JAFFE 256x256: the face fills about half the width (eyes ~0.2 apart), eyes near the middle
     assert 0.17 < jaffe["distance"].min() and jaffe["distance"].max() < 0.24
     assert 0.43 < jaffe["height"].min() and jaffe["height"].max() < 0.50
@@ -448,3 +451,22 @@ def test_twin_framing_matches_the_real_copies() -> None:
     assert 0.11 < ck["distance"].min() and ck["distance"].max() < 0.17
     assert 3.0 < np.abs(ck["tilt"]).max() < 5.5
     assert np.ptp(ck["centre"]) > 0.08
+
+
+def test_ck48_haar_detection_rate_matches_the_real_copy(tmp_path: Path) -> None:
+    """REFERENCE.md, facts measured on real copies: OpenCV's default face cascade finds a face in
+    78% of the real CK+48 crops (721 of 927), as the cross-dataset preprocessing runs it
+    (``detect_face(gray, min_face=0.15)``). The paper-shaped twin: 696 of its 927 six-class
+    crops (75%); this small twin: 87 of its 120 crops (72.5%). The old crop (landmark box + 5%)
+    gave 3.6%, a crop of the Haar box + 10% about 88%."""
+    root = write_twin("ckplus48", tmp_path, seed=0, shape="small", workers=1)
+    crops = sorted(root.glob("*/*.png"))
+    found = [detect_face(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE), 0.15) is not None for p in crops]
+    assert len(crops) == 120
+    assert 0.65 <= np.mean(found) <= 0.86
+    # the misses come from natural variation, not one kind of face: every class has hits and misses
+    by_class: dict[str, list[bool]] = {}
+    for path, hit in zip(crops, found):
+        by_class.setdefault(path.parent.name, []).append(hit)
+    assert all(0 < np.mean(hits) for hits in by_class.values())
+    assert sum(0 < np.mean(hits) < 1 for hits in by_class.values()) >= 4

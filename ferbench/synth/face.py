@@ -127,16 +127,27 @@ def face_crop(image: np.ndarray, landmarks: np.ndarray, size: int, margin: float
 
     Parts outside the picture are filled by replicating its border. Returns ``size`` x ``size``.
     """
-    x0, y0, s = _crop_square(landmarks, margin)
+    return square_crop(image, _crop_square(landmarks, margin), size)
+
+
+def crop_points(points: np.ndarray, landmarks: np.ndarray, size: int, margin: float = 0.1) -> np.ndarray:
+    """Where picture ``points`` (N, 2) land in ``face_crop(image, landmarks, size, margin)``."""
+    return square_points(points, _crop_square(landmarks, margin), size)
+
+
+def square_crop(image: np.ndarray, square: tuple[int, int, int], size: int) -> np.ndarray:
+    """The pixel ``square`` (x0, y0, side) of ``image`` resized (INTER_AREA) to ``size`` x ``size``;
+    parts outside the picture are filled by replicating its border."""
+    x0, y0, s = square
     pad = max(0, -x0, -y0, x0 + s - image.shape[1], y0 + s - image.shape[0])
     padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else image
     crop = padded[y0 + pad:y0 + pad + s, x0 + pad:x0 + pad + s]
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
 
 
-def crop_points(points: np.ndarray, landmarks: np.ndarray, size: int, margin: float = 0.1) -> np.ndarray:
-    """Where picture ``points`` (N, 2) land in ``face_crop(image, landmarks, size, margin)``."""
-    x0, y0, s = _crop_square(landmarks, margin)
+def square_points(points: np.ndarray, square: tuple[int, int, int], size: int) -> np.ndarray:
+    """Where picture ``points`` (N, 2) land in ``square_crop(image, square, size)``."""
+    x0, y0, s = square
     return (np.asarray(points, np.float64) + 0.5 - (x0, y0)) * (size / s) - 0.5
 
 

@@ -31,9 +31,10 @@ from ferbench.errors import UnknownName
 from ferbench.synth.layouts import WRITERS
 from ferbench.synth.plans import check_shape
 
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 """Bump whenever generated files change, so cached twins are regenerated (v1: development;
-v3: MMI views and glasses, Oulu-CASIA ``PreProcess_Img`` crops; v4: CK+ ED²L block 0)."""
+v3: MMI views and glasses, Oulu-CASIA ``PreProcess_Img`` crops; v4: CK+ ED²L block 0;
+v5: CK+48 crops framed as a face detector box, FER2013 crops looser)."""
 
 LAYOUTS: tuple[str, ...] = tuple(WRITERS)
 

@@ -10,6 +10,10 @@ from ferbench.synth.face import crop_points, eye_centres, face_crop, render_face
 from ferbench.synth.identity import Lighting, sample_identity, stream
 from ferbench.synth.layouts.common import _run
 
+MARGINS = {"fer2013": (0.05, 0.25), "rafdb": (0.0, 0.2)}
+"""Range of the crop margin per side (fraction of the landmark box) of each dataset's faces:
+FER2013 crops are looser than CK+48's (REFERENCE.md, facts measured on real copies)."""
+
 def _wild_faces(seed: int, dataset: str, items: list[tuple[str, str]], side: int, workers: int) -> list[np.ndarray]:
     """In-the-wild-like face crops (``side`` px) of fresh identities, one per (key, label)."""
     chunks = [items[k:k + 250] for k in range(0, len(items), 250)]
@@ -32,6 +36,6 @@ def _wild_face(seed: int, dataset: str, key: str, label: str, side: int) -> tupl
     intensity = 0.0 if label == "neutral" else rng.uniform(0.5, 1.0)
     image, landmarks = render_face(identity, label, intensity, (128, 128), rng, lighting)
     shift = rng.normal(0.0, 0.04, 2) * np.ptp(landmarks[:, 0])
-    margin = rng.uniform(0.0, 0.2)
+    margin = rng.uniform(*MARGINS[dataset])
     eyes = crop_points(eye_centres(landmarks), landmarks + shift, side, margin)
     return face_crop(image, landmarks + shift, side, margin), eyes
