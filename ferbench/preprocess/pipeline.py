@@ -241,7 +241,7 @@ def eye_spread(images: np.ndarray, eye_distance: float | None = None) -> dict[st
 
     Aligned images (``eye_distance``: the template's, a fraction of W) are searched only for
     eye boxes of the sizes that distance implies (:func:`align.known_eye_widths`), sizes 1.1
-    apart (a third of the time); other images for every size :func:`align.haar_eyes` tries.
+    apart (under half the time); other images for every size :func:`align.haar_eyes` tries.
 
     Returns ``eyes_found_again`` (images with both eyes found), ``eye_mean_px`` (their mean
     left and right eye centres, [[x, y], [x, y]] in output pixels) and ``eye_spread_px`` (the
