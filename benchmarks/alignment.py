@@ -1,7 +1,7 @@
 """Cross-dataset accuracy on the twins with the Haar crop and with eye alignment, and what
 aligning costs.
 
-    .venv/bin/python benchmarks/alignment.py [--shape paper|small] [--epochs 8]
+    .venv/bin/python benchmarks/alignment.py [--shape paper|small] [--epochs 8] [--cards hog_svm,lbp_svm]
 
 The protocol is the C-SPP / Miao CK+ -> JAFFE setup on the synthetic twins, with the CK+ side
 as the tight CK+48 crops (as on the real copy measured in issue #14): one model trained on all
@@ -9,7 +9,8 @@ six-class CK+48 crops, tested on the six-class JAFFE frames. It runs twice, once
 shared preprocessing (Haar face + 10% margin, centre crop when no face) and once with ``face:
 align``; for each it prints the preprocessing report of both sides (methods, eye spread), the
 seconds preprocessing took (nothing cached: a fresh cache folder), and the target accuracy of
-HOG + SVM, LBP + SVM and MicroExpNet-XXS (the quick recipe of the learning test, ``--epochs``).
+HOG + SVM, LBP + SVM and MicroExpNet-XXS (the quick recipe of the learning test, ``--epochs``;
+``--cards`` picks some of them).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def quick(name: str, epochs: int):
     return card.model_copy(update={"recipe": recipe})
 
 
-def run(shape: str, epochs: int, folder: Path) -> None:
+def run(shape: str, epochs: int, folder: Path, cards: tuple[str, ...] = CARDS) -> None:
     torch.set_num_threads(2)
     cpu = torch.device("cpu")
     for label, preprocess in SETTINGS.items():
@@ -88,7 +89,7 @@ def run(shape: str, epochs: int, folder: Path) -> None:
             print(f"  {side.role} {side.dataset}: methods {report['methods']}, detection rate "
                   f"{report['detection_rate']}, eyes found again {report['eyes_found_again']}, "
                   f"eye mean {report['eye_mean_px']}, eye spread {report['eye_spread_px']} px")
-        for name in CARDS:
+        for name in cards:
             card = quick(name, epochs)
             model = train_model(card, source.images, source.y, len(data.protocol.classes), 0, cpu)
             predicted = predict_proba(model, card, torch.from_numpy(target.images), cpu).argmax(dim=1).numpy()
@@ -100,9 +101,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", default="paper", choices=("paper", "small"))
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--cards", default=",".join(CARDS), help="comma-separated, of " + ", ".join(CARDS))
     args = parser.parse_args()
+    cards = tuple(args.cards.split(","))
+    if not set(cards) <= set(CARDS):
+        parser.error(f"--cards: expected some of {', '.join(CARDS)}, got {args.cards}")
     with tempfile.TemporaryDirectory() as folder:
-        run(args.shape, args.epochs, Path(folder))
+        run(args.shape, args.epochs, Path(folder), cards)
 
 
 if __name__ == "__main__":

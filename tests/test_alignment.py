@@ -66,42 +66,58 @@ def test_align_face_puts_marked_eyes_on_the_template():
     assert colour.shape == (128, 128, 3)
 
 
-def _template_errors(layout: str, n: int) -> tuple[np.ndarray, dict[str, int]]:
-    """Per twin face: the larger distance (output px) of its two true eye centres from the
-    template after alignment with the eyes ``find_eyes`` found (inf where none)."""
-    errors, methods = [], {}
+def _template_offsets(layout: str, n: int) -> tuple[list[np.ndarray | None], dict[str, int]]:
+    """Per twin face: where its two true eye centres land minus the template's (2 x 2 output px)
+    after alignment with the eyes ``find_eyes`` found (None where none), and the methods used."""
+    offsets, methods = [], {}
     for image, truth in truth_faces(layout, n, seed=5):
         precropped = max(image.shape[:2]) <= 64 or layout in ("rafdb", "generic")  # as the loaders flag them
         eyes, method = align.find_eyes(image, 0.15, precropped)
         methods[method] = methods.get(method, 0) + 1
         if eyes is None:
-            errors.append(np.inf)
+            offsets.append(None)
             continue
         matrix = align.similarity(eyes, TEMPLATE.eyes())
-        errors.append(np.linalg.norm(truth @ matrix[:, :2].T + matrix[:, 2] - TEMPLATE.eyes(), axis=1).max())
+        offsets.append(truth @ matrix[:, :2].T + matrix[:, 2] - TEMPLATE.eyes())
+    return offsets, methods
+
+
+def _template_errors(layout: str, n: int) -> tuple[np.ndarray, dict[str, int]]:
+    """Per twin face: the larger distance (output px) of its two true eye centres from the
+    template after alignment (inf where no eyes were found), and the methods used."""
+    offsets, methods = _template_offsets(layout, n)
+    errors = [np.inf if o is None else float(np.linalg.norm(o, axis=1).max()) for o in offsets]
     return np.array(errors), methods
 
 
 # Measured on 100 faces per layout (seed 5): eyes found / within 2 px / within 4 px at 128 px
-# output (eye distance 48.6 px): ckplus 1.00/0.98/1.00, ckplus48 1.00/0.88/1.00, jaffe
-# 1.00/1.00/1.00, bu3dfe 1.00/0.97/1.00, nimstim 0.98/0.95/0.98, kdef 1.00/0.96/1.00,
-# generic 1.00/0.97/1.00; the low-resolution in-the-wild crops (drawn at about 50 px, varied
-# light, noise) fer2013 0.99/0.34/0.76 and rafdb 0.98/0.63/0.94 (benchmarks/README.md). CK+48
-# and FER2013 crops are framed as loosely as the real copies (eyes about 16 and 15 px apart,
-# tests/test_synth.py); at the former, tighter framing they were at 0.96 and 0.47 within 2 px.
-# The faces are seeded, so the checks below see the same 60 faces per layout every time (there:
-# 0.95-1.00 within 2 px, ckplus48 0.90, nimstim 0.93 with 2 faces without eyes, fer2013 0.32,
-# rafdb 0.67).
+# output (eye distance 48.6 px): ckplus 1.00/1.00/1.00, ckplus48 1.00/0.86/1.00, jaffe
+# 1.00/1.00/1.00, bu3dfe 1.00/0.95/1.00, nimstim 0.98/0.95/0.98, kdef 1.00/0.97/1.00,
+# generic 1.00/0.97/1.00; the low-resolution crops fer2013 0.99/0.34/0.73 and rafdb
+# 0.99/0.67/0.94. CK+48 and FER2013 crops are framed as loosely as the real copies (Haar finds
+# the face in ~75% of CK+48 twin crops as in 78% of the real ones; eyes about 16 and 15 px
+# apart); there the eye cascade's own error (sd about 1.4 source px on fer2013) exceeds the
+# 2 px target (benchmarks/README.md, "Face alignment"). The faces are seeded, so the checks
+# below see the same 60 faces per layout every time (there: 0.95-1.00 within 2 px, ckplus48
+# 0.90, nimstim 0.93 with 2 faces without eyes, fer2013 0.32 / 0.72 within 4 px, rafdb 0.72).
 @pytest.mark.parametrize(("layout", "within_2px", "within_4px"), [
     ("ckplus", 0.95, 0.95), ("ckplus48", 0.85, 0.95), ("jaffe", 0.95, 0.95), ("bu3dfe", 0.95, 0.95),
     ("nimstim", 0.93, 0.95), ("kdef", 0.95, 0.95), ("generic", 0.95, 0.95),
-    ("fer2013", 0.3, 0.75), ("rafdb", 0.6, 0.9),
+    ("fer2013", 0.3, 0.7), ("rafdb", 0.65, 0.9),
 ])
 def test_twin_eyes_land_near_the_template(layout, within_2px, within_4px):
     errors, methods = _template_errors(layout, 60)
     assert methods.get("eyes", 0) >= 54, methods  # the eye cascade finds a pair in 90% of the faces
     assert np.mean(errors <= 2) >= within_2px
     assert np.mean(errors <= 4) >= within_4px
+
+
+@pytest.mark.parametrize("layout", ["ckplus48", "bu3dfe", "generic"])
+def test_found_eyes_are_not_shifted_sideways(layout):
+    # without align.CANONICAL_SHIFT the eyes land 0.31-0.45 px right of the template on average
+    # on these 30 faces (measured), with it 0.14-0.26 px
+    offsets, _ = _template_offsets(layout, 30)
+    assert abs(np.mean([o[:, 0] for o in offsets if o is not None])) < 0.3
 
 
 def test_landmark_alignment_puts_every_twin_eye_within_2px(tmp_path):

@@ -21,9 +21,10 @@ import numpy as np
 from ferbench import paths
 from ferbench.data.base import Sample, file_stamps
 
-PREPROCESS_VERSION = 2
+PREPROCESS_VERSION = 3
 """Bump when a change to the preprocessing code changes its output: old cache entries then miss
-(v2: face alignment and the eye-spread fields of the report)."""
+(v2: face alignment and the eye-spread fields of the report; v3: the canonical-frame eye shift,
+and the aligned images' eye check searching the template's eye sizes only)."""
 
 log = logging.getLogger(__name__)
 
