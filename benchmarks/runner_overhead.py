@@ -5,8 +5,9 @@ Measured in one run per model on the same data, epochs, batch size and thread co
 * training throughput (images/s): ``ferbench.training.fit`` with its defaults (uint8 crops
   prepared on the device, per-batch conversion, the card's optimiser and objective, the
   model's CPU memory format: ``channels_last`` for the models registered with
-  ``cpu_channels_last``) vs a bare eager loop over a pre-converted contiguous float tensor
-  (Adam + cross-entropy, same batch order cost);
+  ``cpu_channels_last``) vs a bare eager loop that converts the images to one contiguous float
+  tensor once (timed: ``fit`` times its own preparation too) and trains on shuffled batches of
+  it (Adam + cross-entropy);
 * batch-1 latency: ``ferbench.speed.measure_latency`` vs a bare ``perf_counter`` loop.
 
     .venv/bin/python benchmarks/runner_overhead.py [--models microexpnet_xxs:84:64,...] [--epochs 2]
@@ -55,10 +56,10 @@ recipe:
 def bare_training(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, epochs: int, size: int,
                   batch: int, clock: Callable[[], float]) -> float:
     """Seconds (on ``clock``) for a minimal loop: float data prepared once, shuffled batches, Adam + CE."""
+    start = clock()
     x_all = F.interpolate(images[:, None].float(), size=(size, size), mode="bilinear", antialias=True) / 255.0
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
-    start = clock()
     for _ in range(epochs):
         for index in torch.randperm(len(x_all)).split(batch):
             optimizer.zero_grad(set_to_none=True)

@@ -103,7 +103,8 @@ class EmotionNetNano(nn.Module):
         return self.fc((z1 + z3 + z5 + p2).mean(dim=(2, 3)))
 
 
-@register_model("emotionnet_nano_a", input_size=(1, 48, 48), family="emotionnet_nano", paper="001")
+@register_model("emotionnet_nano_a", input_size=(1, 48, 48), family="emotionnet_nano", paper="001",
+                cpu_channels_last=True)
 def emotionnet_nano_a(
     num_classes: int, in_chans: int = 1, input_size: tuple[int, int] = (48, 48)
 ) -> EmotionNetNano:
@@ -111,7 +112,8 @@ def emotionnet_nano_a(
     return EmotionNetNano(num_classes, NANO_A, in_chans)
 
 
-@register_model("emotionnet_nano_b", input_size=(1, 48, 48), family="emotionnet_nano", paper="001")
+@register_model("emotionnet_nano_b", input_size=(1, 48, 48), family="emotionnet_nano", paper="001",
+                cpu_channels_last=True)
 def emotionnet_nano_b(
     num_classes: int, in_chans: int = 1, input_size: tuple[int, int] = (48, 48)
 ) -> EmotionNetNano:

@@ -132,7 +132,7 @@ def lopes_cnn(num_classes: int, in_chans: int = 1, input_size: tuple[int, int] =
     return LopesNet(num_classes, LOPES, in_chans, input_size)
 
 
-@register_model("lopes_cnn_3x3", input_size=(1, 48, 48), family="lopes", paper="004")
+@register_model("lopes_cnn_3x3", input_size=(1, 48, 48), family="lopes", paper="004", cpu_channels_last=True)
 def lopes_cnn_3x3(num_classes: int, in_chans: int = 1, input_size: tuple[int, int] = (48, 48)) -> LopesNet:
     """Lopes CNN with 5x5 -> two 3x3 and 7x7 -> 3x3 + 5x5."""
     return LopesNet(num_classes, LOPES_3X3, in_chans, input_size)
