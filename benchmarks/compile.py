@@ -2,9 +2,9 @@
 
 One training step = forward, cross-entropy, backward and an Adam step on a fixed float batch
 (the card's batch size and input size), the step ``ferbench.training.fit`` repeats. Each round
-builds every variant from the same seed, runs ``--warmup`` untimed steps of each (compilation
-happens there and is reported apart), then ``--steps`` steps with the variants interleaved step
-by step, so load from other processes hits them alike; a variant's time is its fastest step
+builds every variant from the same seed, runs ``--warmup`` steps of each (compilation happens
+there; reported apart, in wall-clock seconds), then ``--steps`` steps with the variants
+interleaved step by step, so load from other processes hits them alike; a variant's time is its fastest step
 over all rounds (the median is printed too). ``--clock cpu`` times steps in CPU seconds of
 this process (``time.process_time``) instead of wall-clock seconds: with ``--threads 1`` that
 is the work a step costs, barely moved by other processes sharing the cores. Also checks
@@ -80,8 +80,11 @@ def main() -> None:
         for _ in range(args.rounds):
             models = {v: build(name, v) for v in variants}
             steps = {v: training_step(models[v], x, y, "channels_last" in v, clock) for v in variants}
-            for v in variants:
-                warm.setdefault(v, sum(steps[v]() for _ in range(args.warmup)))
+            for v in variants:  # wall-clock seconds: compilation also runs in worker processes
+                start = time.perf_counter()
+                for _ in range(args.warmup):
+                    steps[v]()
+                warm.setdefault(v, time.perf_counter() - start)
             for _ in range(args.steps):
                 for v in variants:
                     times[v].append(steps[v]())
