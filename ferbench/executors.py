@@ -9,8 +9,9 @@ so its files are identical under every executor given the same device, the same 
 torch threads per job and the same memory format (``$FERBENCH_MEMORY_FORMAT``, see
 ``ferbench.training.trainer``): on a CPU, float sums depend on the thread count and the memory
 format, and a job trained with 2 threads (or contiguous) may differ from one trained with 1
-(or ``channels_last``) in the last bits (and, rarely, in a prediction near a tie). Dask worker processes run with one thread (Dask's default
-``OMP_NUM_THREADS=1``), as do the workers of ``--jobs N`` when N equals the core count.
+(or ``channels_last``) in the last bits (and, rarely, in a prediction near a tie). Dask
+worker processes run with one thread (Dask's default ``OMP_NUM_THREADS=1``), as do the workers
+of ``--jobs N`` when N equals the core count.
 
 - :class:`SequentialExecutor`: one job after another in this process (the default).
 - :class:`ProcessExecutor` (``--jobs N``): N spawned worker processes on this machine, each
