@@ -5,11 +5,13 @@ Every executor has one method, ``run(data, jobs, device)``, which computes each 
 whose training and test images overlap, wherever they run) and yields ``(job.key, files)`` as
 jobs finish (in any order). Executors never write files: the runner writes what they yield, so the run directory
 has the same layout whichever executor ran it. Each job seeds itself (``ferbench.training``),
-so its files are identical under every executor given the same device and the same number of
-torch threads per job: on a CPU, float sums depend on the thread count, and a job trained
-with 2 threads may differ from one trained with 1 in the last bits (and, rarely, in a
-prediction near a tie). Dask worker processes run with one thread (Dask's default
-``OMP_NUM_THREADS=1``), as do the workers of ``--jobs N`` when N equals the core count.
+so its files are identical under every executor given the same device, the same number of
+torch threads per job and the same memory format (``$FERBENCH_MEMORY_FORMAT``, see
+``ferbench.training.trainer``): on a CPU, float sums depend on the thread count and the memory
+format, and a job trained with 2 threads (or contiguous) may differ from one trained with 1
+(or ``channels_last``) in the last bits (and, rarely, in a prediction near a tie). Dask
+worker processes run with one thread (Dask's default ``OMP_NUM_THREADS=1``), as do the workers
+of ``--jobs N`` when N equals the core count.
 
 - :class:`SequentialExecutor`: one job after another in this process (the default).
 - :class:`ProcessExecutor` (``--jobs N``): N spawned worker processes on this machine, each

@@ -69,6 +69,14 @@ def test_models_json_lists_every_registered_model_with_paper_counts():
     assert table.exit_code == 0 and "mobilenetv1_centerloss" in table.output and "1x112x96" in table.output
 
 
+def test_run_rejects_an_unknown_memory_format(tmp_path):
+    result = runner.invoke(app, ["run", str(PROTOCOLS / "jaffe_6cls_loso.yaml"), "--root", "jaffe=synthetic:small",
+                                 "--models", "lbp_svm", "--memory-format", "nhwc", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "error: --memory-format nhwc: choose auto, contiguous or channels_last" in result.output
+    assert not (tmp_path / "jaffe_6cls_loso").exists()
+
+
 def test_run_rejects_a_dask_executor_without_a_scheduler(tmp_path):
     result = runner.invoke(app, ["run", str(PROTOCOLS / "jaffe_6cls_loso.yaml"), "--root", "jaffe=synthetic:small",
                                  "--models", "lbp_svm", "--executor", "dask", "--out", str(tmp_path)])

@@ -99,6 +99,7 @@ def test_resume_skips_finished_folds_and_redoes_unfinished(data, tmp_path, monke
 
 
 def test_epochs_and_repeats_are_trained_and_recorded_as_deviations(data, tmp_path, monkeypatch):
+    monkeypatch.delenv("FERBENCH_MEMORY_FORMAT", raising=False)
     trained = []
     real_fit = jobs.fit
     monkeypatch.setattr(jobs, "fit", lambda model, card, *a, **kw: trained.append(card) or real_fit(model, card, *a, **kw))
@@ -107,6 +108,7 @@ def test_epochs_and_repeats_are_trained_and_recorded_as_deviations(data, tmp_pat
     assert (trained[0].recipe.epochs, trained[0].recipe.repeats) == (1, 2)
     env = json.loads((tmp_path / "runs" / "ckplus_7cls_si" / "tiny_microexpnet" / "env.json").read_text())
     assert env["deviations"] == {"epochs": 1, "repeats": 2}
+    assert env["memory_format"] == {"setting": "auto", "cpu": "channels_last", "cuda": "contiguous"}  # MicroExpNet
     classical = run_card(data, data.folds(), load_card("lbp_svm"), options(tmp_path / "runs", folds=[0], repeats=2))
     assert classical["deviations"] == {}  # a classical card has no recipe to shorten
 

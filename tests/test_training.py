@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,8 @@ from torch import nn
 
 from ferbench import registry
 from ferbench.cards import ModelCard
-from ferbench.errors import CardError
+from ferbench.errors import CardError, FerbenchError
+from ferbench.models import create_model
 from ferbench.spec import spec_name
 from ferbench.training import Objective, fit, learning_rate, predict_proba, seed_everything, teacher_forward
 from ferbench.training.augment import Augmentation, Augmenter, augmentation_names, build_augmentation, warp
@@ -30,7 +33,15 @@ from ferbench.training.objectives import (
     objective_names,
     smoothed_targets,
 )
-from ferbench.training.trainer import _ResidentImages, _StreamedImages, _training_images, load_init_checkpoint
+from ferbench.training.trainer import (
+    MEMORY_FORMAT_ENV,
+    _ResidentImages,
+    _StreamedImages,
+    _training_images,
+    load_init_checkpoint,
+    memory_format_record,
+    training_memory_format,
+)
 
 CPU = torch.device("cpu")
 
@@ -519,3 +530,83 @@ def test_validation_selects_the_best_epoch_and_restores_its_weights():
     kept = fit(copy.deepcopy(initial), card, images, labels, CPU, 0, progress=False, validation=(images, labels))
     kept_accuracy = (predict_proba(kept, card, images, CPU).argmax(1) == labels).float().mean().item()
     assert kept_accuracy >= trained_accuracy - 1e-9
+
+
+# ----------------------------------------------------------------------------- memory format
+
+
+def lopes_card(**recipe: Any) -> ModelCard:
+    """The Lopes CNN (registered with ``cpu_channels_last``) at its declared 32 x 32 input."""
+    return make_card(input_size=(32, 32), **recipe).model_copy(update={"model": "lopes_cnn"})
+
+
+def test_memory_format_follows_the_registry_the_device_and_the_setting(monkeypatch):
+    monkeypatch.delenv(MEMORY_FORMAT_ENV, raising=False)
+    lopes, tiny, timm = lopes_card(), make_card(), make_card().model_copy(update={"model": "timm/resnet18"})
+    assert training_memory_format(lopes, CPU) == "channels_last"
+    assert training_memory_format(lopes, "cuda") == "contiguous"  # CUDA keeps its layout
+    assert training_memory_format(tiny, CPU) == training_memory_format(timm, CPU) == "contiguous"  # unregistered
+    assert memory_format_record(lopes) == {"setting": "auto", "cpu": "channels_last", "cuda": "contiguous"}
+    monkeypatch.setenv(MEMORY_FORMAT_ENV, "contiguous")
+    assert training_memory_format(lopes, CPU) == "contiguous"
+    monkeypatch.setenv(MEMORY_FORMAT_ENV, "channels_last")
+    assert training_memory_format(tiny, "cuda") == "channels_last"
+    monkeypatch.setenv(MEMORY_FORMAT_ENV, "nhwc")
+    with pytest.raises(FerbenchError, match=r"FERBENCH_MEMORY_FORMAT='nhwc': expected auto, contiguous or channels_last"):
+        training_memory_format(lopes, CPU)
+
+
+def test_channels_last_training_is_deterministic_and_agrees_with_contiguous_up_to_rounding(monkeypatch):
+    images, labels = left_right_images(24, side=32)
+    card = lopes_card(epochs=2, optimizer={"name": "sgd", "lr": 0.01}, augment=[{"name": "hflip"}])
+
+    def trained(setting: str) -> tuple[nn.Module, torch.Tensor]:
+        monkeypatch.setenv(MEMORY_FORMAT_ENV, setting)
+        seed_everything(2)
+        model = fit(create_model("lopes_cnn", 2, input_size=(32, 32)), card, images, labels, CPU, 2, progress=False)
+        return model, predict_proba(model, card, images, CPU)
+
+    (auto, auto_probs), (again, again_probs) = trained("auto"), trained("auto")
+    plain, plain_probs = trained("contiguous")
+    second_conv = lambda model: next(m.weight for m in model.modules() if isinstance(m, nn.Conv2d) and m.in_channels > 1)
+    assert second_conv(auto).is_contiguous(memory_format=torch.channels_last) and not second_conv(auto).is_contiguous()
+    assert second_conv(plain).is_contiguous()
+    assert all(torch.equal(a, b) for a, b in zip(auto.state_dict().values(), again.state_dict().values()))
+    assert torch.equal(auto_probs, again_probs)
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(auto.state_dict().values(), plain.state_dict().values()))
+    assert torch.allclose(auto_probs, plain_probs, atol=1e-4)
+    # a contiguous copy of the trained weights (a reloaded checkpoint) predicts in the same format, bit for bit
+    monkeypatch.setenv(MEMORY_FORMAT_ENV, "auto")
+    reloaded = create_model("lopes_cnn", 2, input_size=(32, 32))
+    reloaded.load_state_dict({k: v.contiguous() for k, v in auto.state_dict().items()})
+    assert torch.equal(predict_proba(reloaded, card, images, CPU), auto_probs)
+
+
+CHANNELS_LAST_CHECK = """
+import torch, torch.nn.functional as F
+from ferbench.models import create_model, list_models, model_info
+torch.set_num_threads(2)
+for name in (n for n in list_models() if model_info(n).cpu_channels_last):
+    c, h, w = model_info(name).input_size
+    for batch in (3, 17):  # odd sizes: where torch 2.14.1 crashes for EmotionNet Nano's 1x1 stride-2 convolutions
+        torch.manual_seed(0)
+        x, y = torch.rand(batch, c, h, w), torch.randint(0, 7, (batch,))
+        plain = create_model(name, 7, c).eval()  # eval: no dropout, the same function in both formats
+        fast = create_model(name, 7, c).eval()
+        fast.load_state_dict(plain.state_dict())
+        fast.to(memory_format=torch.channels_last)
+        F.cross_entropy(plain(x), y).backward()
+        F.cross_entropy(fast(x.contiguous(memory_format=torch.channels_last)), y).backward()
+        for p, q in zip(plain.parameters(), fast.parameters()):
+            assert (p.grad - q.grad).abs().max() <= 0.05 * p.grad.abs().max() + 1e-6, name
+    print(name, flush=True)
+"""
+
+
+def test_every_model_marked_for_channels_last_trains_in_it_on_two_threads():
+    # in a subprocess: a crash inside torch (as for EmotionNet Nano, see benchmarks/README.md) fails this test
+    result = subprocess.run([sys.executable, "-c", CHANNELS_LAST_CHECK], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    checked = result.stdout.split()
+    assert {"microexpnet_xxs", "lopes_cnn", "cspp"} <= set(checked)
+    assert "emotionnet_nano_b" not in checked

@@ -124,14 +124,15 @@ class LopesNet(nn.Module):
 
 
 @register_model(
-    "lopes_cnn", input_size=(1, 48, 48), input_sizes=[(1, 48, 48), (1, 32, 32)], family="lopes", paper="004"
+    "lopes_cnn", input_size=(1, 48, 48), input_sizes=[(1, 48, 48), (1, 32, 32)], family="lopes", paper="004",
+    cpu_channels_last=True,
 )
 def lopes_cnn(num_classes: int, in_chans: int = 1, input_size: tuple[int, int] = (48, 48)) -> LopesNet:
     """Lopes et al.'s baseline CNN: 5x5@32, pool, 7x7@64, pool, FC-256, FC-K."""
     return LopesNet(num_classes, LOPES, in_chans, input_size)
 
 
-@register_model("lopes_cnn_3x3", input_size=(1, 48, 48), family="lopes", paper="004")
+@register_model("lopes_cnn_3x3", input_size=(1, 48, 48), family="lopes", paper="004", cpu_channels_last=True)
 def lopes_cnn_3x3(num_classes: int, in_chans: int = 1, input_size: tuple[int, int] = (48, 48)) -> LopesNet:
     """Lopes CNN with 5x5 -> two 3x3 and 7x7 -> 3x3 + 5x5."""
     return LopesNet(num_classes, LOPES_3X3, in_chans, input_size)
@@ -149,7 +150,7 @@ def plain8cnn(num_classes: int, in_chans: int = 1, input_size: tuple[int, int] =
     return LopesNet(num_classes, PLAIN8, in_chans, input_size)
 
 
-@register_model("cspp", input_size=(1, 48, 48), family="lopes", paper="004")
+@register_model("cspp", input_size=(1, 48, 48), family="lopes", paper="004", cpu_channels_last=True)
 def cspp(num_classes: int, in_chans: int = 1, input_size: tuple[int, int] = (48, 48)) -> LopesNet:
     """Cross-connection + spatial pyramid pooling CNN (C-SPP)."""
     return LopesNet(num_classes, CSPP, in_chans, input_size, spp_taps=CSPP_TAPS)

@@ -108,7 +108,8 @@ class MicroExpNet(nn.Module):
 
 
 def _register(size: str) -> None:
-    @register_model(f"microexpnet_{size}", input_size=(1, 84, 84), family="microexpnet", paper="000")
+    @register_model(f"microexpnet_{size}", input_size=(1, 84, 84), family="microexpnet", paper="000",
+                    cpu_channels_last=True)
     def factory(
         num_classes: int, in_chans: int = 1, input_size: tuple[int, int] = (84, 84), pooling: str = "p12"
     ) -> MicroExpNet:

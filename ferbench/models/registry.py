@@ -30,6 +30,10 @@ Factories
 ``@register_model(name, input_size=(C, H, W), family=..., paper=...)`` decorates
 ``fn(num_classes, in_chans=C, input_size=(H, W), **kwargs)``. ``input_sizes`` lists every
 size the model is declared (and tested) for; the first one is the default.
+``cpu_channels_last=True`` marks a model whose training step on a CPU is clearly faster with
+``torch.channels_last`` weights and activations (measured with ``benchmarks/compile.py``): the
+trainer then uses that memory format on CPUs unless told otherwise
+(:func:`ferbench.training.trainer.training_memory_format`).
 
 Plug-ins: installed packages register models from a ``ferbench.models`` entry point (a
 function taking no arguments that calls :func:`register_model`), loaded once by the registry
@@ -51,13 +55,15 @@ ModelFactory = Callable[..., Any]
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the registry knows about a model: its family, source paper and declared input sizes."""
+    """What the registry knows about a model: its family, source paper, declared input sizes and
+    whether it trains in ``channels_last`` on a CPU by default."""
 
     name: str
     family: str
     paper: str
     input_size: Size3  # default (C, H, W)
     input_sizes: tuple[Size3, ...]  # all declared sizes, default first
+    cpu_channels_last: bool = False
 
 
 def register_model(
@@ -66,16 +72,19 @@ def register_model(
     family: str,
     paper: str,
     input_sizes: Sequence[Size3] | None = None,
+    cpu_channels_last: bool = False,
 ) -> Callable[[ModelFactory], ModelFactory]:
     """Decorator: register a model factory under ``name``.
 
     ``input_sizes`` (optional) lists extra declared sizes; ``input_size`` is always first.
+    ``cpu_channels_last``: train in ``torch.channels_last`` on a CPU (see the module docstring).
     """
 
     def decorate(fn: ModelFactory) -> ModelFactory:
         default = tuple(input_size)
         extra = tuple(tuple(size) for size in input_sizes or () if tuple(size) != default)
-        info = ModelInfo(name, family, paper, default, (default, *extra))  # type: ignore[arg-type]
+        info = ModelInfo(name, family, paper, default, (default, *extra),  # type: ignore[arg-type]
+                         cpu_channels_last)
         MODELS.add(name, (fn, info))
         return fn
 

@@ -2,7 +2,8 @@
 
 :func:`run_header` is what ``run.json`` records (:data:`~ferbench.runs.HEADER_KEYS`);
 :func:`write_run_header` writes it with the resolved protocol and card, ``env.json``
-(:func:`environment`), ``folds.json`` and ``preprocess.json``.
+(:func:`environment`, the card's training memory format and the deviations), ``folds.json``
+and ``preprocess.json``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ferbench.pipeline import ProtocolData
 from ferbench.preprocess.sheet import protocol_faces_png
 from ferbench.runs import RunDir
 from ferbench.splits import Fold
+from ferbench.training.trainer import memory_format_record
 
 
 def run_header(data: ProtocolData, card: ModelCard, deviations: dict[str, Any], data_fp: str,
@@ -57,7 +59,8 @@ def write_run_header(run: RunDir, data: ProtocolData, folds: list[Fold], card: M
     run.write_header(header, {
         "protocol.resolved.yaml": yaml.safe_dump(data.protocol.resolved_dict(), sort_keys=False).encode(),
         "card.resolved.yaml": yaml.safe_dump(card.resolved_dict(), sort_keys=False).encode(),
-        "env.json": json_bytes({**environment(), "deviations": header["deviations"]}),
+        "env.json": json_bytes({**environment(), "memory_format": memory_format_record(card),
+                                "deviations": header["deviations"]}),
         "folds.json": json_bytes(folds_record),
         "preprocess.json": json_bytes(preprocess),
         "faces.png": protocol_faces_png(data),  # every side's faces as the network receives them

@@ -10,7 +10,15 @@ workers prepare each batch. Each batch is then augmented (:mod:`.augment`) on th
 Reproducibility: the caller seeds (:func:`seed_everything`) *before* building the model, so
 the initial weights depend on the seed only; :func:`fit` seeds again and draws the batch order
 and every augmentation from a ``torch.Generator`` on the device seeded with ``seed``. The same
-seed on the same device gives the same weights (bit for bit on CPU; CUDA kernels may differ).
+seed on the same device gives the same weights (bit for bit on CPU with the same thread count
+and memory format; CUDA kernels may differ).
+
+Memory format: on a CPU, a model registered with ``cpu_channels_last`` (:mod:`ferbench.models.registry`;
+its training step measured clearly faster that way, ``benchmarks/compile.py``) trains and
+predicts with ``torch.channels_last`` weights and batches; every other model, and every model
+on CUDA, stays contiguous. ``$FERBENCH_MEMORY_FORMAT`` (``ferbench run --memory-format``)
+overrides the choice (:func:`training_memory_format`). The two formats sum in different orders,
+so their weights and probabilities differ in the last bits; ``env.json`` records the choice.
 
 Precision: on CUDA the forward pass runs under ``torch.autocast`` (bfloat16 where supported,
 else float16 with a gradient scaler); losses are computed in float32. Elsewhere float32.
@@ -37,8 +45,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from ferbench.cards import ModelCard, OptimizerSpec, Recipe
-from ferbench.errors import CardError
+from ferbench.errors import CardError, FerbenchError
 from ferbench.models.checkpoint import load_weights
+from ferbench.models.registry import list_models, model_info
 from ferbench.training.augment import Augmenter
 from ferbench.training.inputs import match_channels, prepare, resize, resize_uint8
 from ferbench.training.objectives import Objective, objective_class
@@ -57,6 +66,10 @@ _OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], Any], torch.optim.Optimizer
 
 PREPARE_CHUNK = 1024
 """Images converted per step when the training set is prepared for the network (bounds peak memory)."""
+
+MEMORY_FORMAT_ENV = "FERBENCH_MEMORY_FORMAT"
+MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+"""The memory formats a model can train in, by the name ``$FERBENCH_MEMORY_FORMAT`` takes (or ``auto``)."""
 
 
 def seed_everything(seed: int) -> None:
@@ -88,6 +101,34 @@ def epoch_record(epoch: int, loss: float, lr: float, seconds: float,
     return record | {"seconds": round(seconds, 3)}
 
 
+def memory_format_setting() -> str:
+    """``$FERBENCH_MEMORY_FORMAT`` (set by ``ferbench run --memory-format``): ``auto`` when unset,
+    ``contiguous`` or ``channels_last``. Raises FerbenchError for any other value."""
+    setting = os.environ.get(MEMORY_FORMAT_ENV, "auto")
+    if setting != "auto" and setting not in MEMORY_FORMATS:
+        raise FerbenchError(f"${MEMORY_FORMAT_ENV}={setting!r}: expected auto, contiguous or channels_last")
+    return setting
+
+
+def training_memory_format(card: ModelCard, device: torch.device | str) -> str:
+    """The memory format (a :data:`MEMORY_FORMATS` name) :func:`fit` and :func:`predict_proba` run
+    ``card``'s model in on ``device``: the :func:`memory_format_setting` when it names one; with
+    ``auto``, ``channels_last`` on a CPU for a registered model marked ``cpu_channels_last``,
+    else ``contiguous`` (CUDA, timm architectures, factory strings, unmarked models)."""
+    setting = memory_format_setting()
+    if setting != "auto":
+        return setting
+    marked = card.model in list_models() and model_info(card.model).cpu_channels_last
+    return "channels_last" if marked and torch.device(device).type == "cpu" else "contiguous"
+
+
+def memory_format_record(card: ModelCard) -> dict[str, str]:
+    """What ``env.json`` records: the setting and the memory format ``card``'s model trains in on
+    a CPU and on CUDA (stacked training, ``ferbench.training.stacked``, is always contiguous)."""
+    return {"setting": memory_format_setting(), "cpu": training_memory_format(card, "cpu"),
+            "cuda": training_memory_format(card, "cuda")}
+
+
 def build_optimizer(params: list[nn.Parameter], spec: OptimizerSpec) -> torch.optim.Optimizer:
     """The torch optimiser a card's ``recipe.optimizer`` describes."""
     return _OPTIMIZERS[spec.name](params, spec)
@@ -109,7 +150,7 @@ def fit(
 
     Classical models (not ``nn.Module``) get the images resized to the card's input as a
     uint8 numpy array and fit in one call. Neural models train for ``recipe.epochs`` epochs
-    on ``device`` and are returned in eval mode.
+    on ``device``, in the :func:`training_memory_format`, and are returned in eval mode.
 
     Args:
         teacher: for objectives that distil, maps the augmented student batch to teacher
@@ -131,7 +172,8 @@ def fit(
     _check_objective(model, card, objective_cls, teacher)
     seed_everything(seed)
     generator = torch.Generator(device=device).manual_seed(seed)
-    model.to(device)
+    memory_format = MEMORY_FORMATS[training_memory_format(card, device)]
+    model.to(device, memory_format=memory_format)
     if recipe.init_checkpoint is not None:
         load_init_checkpoint(model, recipe.init_checkpoint)
     if isinstance(teacher, nn.Module):
@@ -156,7 +198,7 @@ def fit(
         total, seen = torch.zeros((), device=device), 0
         batches = _batches(len(images), recipe, generator)
         for index, prepared in zip(batches, source.epoch(batches)):
-            x = augmenter.train(prepared, generator)
+            x = augmenter.train(prepared, generator).contiguous(memory_format=memory_format)
             y = labels[index]
             with precision.autocast():
                 teacher_logits = _no_grad(teacher, x)
@@ -183,20 +225,23 @@ def predict_proba(model: Any, card: ModelCard, images: torch.Tensor, device: tor
     """Class probabilities, float32 N x K on the CPU, in eval mode without gradients.
 
     With ``recipe.tta`` set, the softmax outputs of all crop views are averaged; a card with a
-    crop augmentation but ``tta: none`` predicts on the centre crop.
+    crop augmentation but ``tta: none`` predicts on the centre crop. The model runs in the
+    :func:`training_memory_format`, so a trained and a reloaded model predict alike.
     """
     if not isinstance(model, nn.Module):
         return torch.from_numpy(np.asarray(model.predict_proba(_classical_images(card, images)))).float()
     device = torch.device(device)
     recipe = card.recipe
     augmenter = Augmenter(recipe.augment if recipe else (), recipe.tta if recipe else "none", card.input.size)
-    model.to(device).eval()
+    memory_format = MEMORY_FORMATS[training_memory_format(card, device)]
+    model.to(device, memory_format=memory_format).eval()
     chunks = []
     with torch.inference_mode(), _Precision(device).autocast():
         for chunk in images.split(batch_size):
             x = prepare(chunk.to(device), augmenter.canvas_size, card.input.channels, card.input.normalise)
             views = augmenter.test_views(x)
-            probs = sum(F.softmax(model(view).float(), dim=1) for view in views) / len(views)
+            probs = sum(F.softmax(model(view.contiguous(memory_format=memory_format)).float(), dim=1)
+                        for view in views) / len(views)
             chunks.append(probs.cpu())
     if not chunks:
         raise ValueError("predict_proba got no images")
