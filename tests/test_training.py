@@ -608,5 +608,14 @@ def test_every_model_marked_for_channels_last_trains_in_it_on_two_threads():
     result = subprocess.run([sys.executable, "-c", CHANNELS_LAST_CHECK], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     checked = result.stdout.split()
-    assert {"microexpnet_xxs", "lopes_cnn", "cspp"} <= set(checked)
-    assert "emotionnet_nano_b" not in checked
+    assert {"microexpnet_xxs", "lopes_cnn", "plain7cnn", "cspp", "emotionnet_nano_a", "emotionnet_nano_b"} <= set(checked)
+
+
+def test_nanos_projection_is_a_stride_two_pointwise_convolution():
+    from ferbench.models.emotionnet_nano import _proj
+
+    projection, reference = _proj(11, 26), nn.Conv2d(11, 26, 1, stride=2)
+    reference.load_state_dict(projection.state_dict())  # same parameter names and shapes
+    for side in (12, 13):  # even and odd sizes give the same output size
+        x = torch.randn(3, 11, side, side)
+        assert torch.allclose(projection(x), reference(x), atol=1e-6)

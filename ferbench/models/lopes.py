@@ -138,13 +138,13 @@ def lopes_cnn_3x3(num_classes: int, in_chans: int = 1, input_size: tuple[int, in
     return LopesNet(num_classes, LOPES_3X3, in_chans, input_size)
 
 
-@register_model("plain7cnn", input_size=(1, 48, 48), family="lopes", paper="004")
+@register_model("plain7cnn", input_size=(1, 48, 48), family="lopes", paper="004", cpu_channels_last=True)
 def plain7cnn(num_classes: int, in_chans: int = 1, input_size: tuple[int, int] = (48, 48)) -> LopesNet:
     """The 3x3 variant + two 3x3@128 convolutions and a pool before the FC."""
     return LopesNet(num_classes, PLAIN7, in_chans, input_size)
 
 
-@register_model("plain8cnn", input_size=(1, 48, 48), family="lopes", paper="004")
+@register_model("plain8cnn", input_size=(1, 48, 48), family="lopes", paper="004", cpu_channels_last=True)
 def plain8cnn(num_classes: int, in_chans: int = 1, input_size: tuple[int, int] = (48, 48)) -> LopesNet:
     """Plain7CNN with the original 7x7 replaced by three 3x3 convolutions."""
     return LopesNet(num_classes, PLAIN8, in_chans, input_size)
