@@ -219,7 +219,8 @@ class Calibration:
     """Measured training seconds per image pass of each card on one device, cached on disk.
 
     The cache file ``<cache>/planner/<device>.json`` maps a key of the card's fingerprint,
-    the stored crop size and the number of classes to seconds per pass."""
+    the stored crop size, the number of classes and the memory format the card trains in
+    (``ferbench.training.trainer.training_memory_format``) to seconds per pass."""
 
     def __init__(self, device: torch.device, crop_size: tuple[int, int], num_classes: int, cache_dir: Path):
         self.device, self.crop_size, self.num_classes = torch.device(device), tuple(crop_size), num_classes
@@ -227,7 +228,10 @@ class Calibration:
         self._cache: dict[str, float] = self._read()
 
     def seconds_per_pass(self, card: ModelCard) -> float:
-        key = f"{card.fingerprint}:{self.crop_size[0]}x{self.crop_size[1]}:{self.num_classes}"
+        from ferbench.training.trainer import training_memory_format
+
+        key = (f"{card.fingerprint}:{self.crop_size[0]}x{self.crop_size[1]}:{self.num_classes}:"
+               f"{training_memory_format(card, self.device)}")
         if key not in self._cache:
             self._cache[key] = calibrate(card, self.num_classes, self.crop_size, self.device)
             atomic_write_json(self.path, self._cache)
