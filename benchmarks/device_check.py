@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fold_batching import random_folds, time_folds  # noqa: E402
 
 from ferbench.cards import load_card  # noqa: E402
+from ferbench.io import atomic_write_json  # noqa: E402
 from ferbench.models.build import build_model  # noqa: E402
 from ferbench.training import fit, seed_everything, teacher_forward  # noqa: E402
 
@@ -215,7 +216,7 @@ def main() -> None:
         report.update(measure())
         report["section_seconds"][name] = time.perf_counter() - start
         report["seconds"] = time.perf_counter() - started
-        args.out.write_text(json.dumps(report, indent=2))
+        atomic_write_json(args.out, report)  # atomic: a kill mid-write leaves the previous sections
     print(json.dumps({k: report[k] for k in ("device", "section_seconds", "seconds")}), f"-> {args.out}")
 
 
