@@ -1,6 +1,7 @@
 """Where the true eyes land after ``face: align``, at the pipeline level, before and after the side's eye prior.
 
     PYTHONPATH=. .venv/bin/python benchmarks/eye_prior_twins.py [--faces 100] [--seed 5] [--layouts ckplus48 ...]
+    PYTHONPATH=. .venv/bin/python benchmarks/eye_prior_twins.py --calibrate --faces 300 --seed 11
 
 For each layout, ``--faces`` twin faces with known eyes (:func:`ferbench.synth.layouts.truth_faces`)
 are written as PNG files to a temporary folder, flagged as face crops as their loaders flag them
@@ -12,6 +13,10 @@ pipeline without the prior: the cascade's eyes as :func:`~ferbench.preprocess.al
 returns them, the mean eye fractions of those for faces without any (what the pipeline did
 up to PREPROCESS_VERSION 3). Prints per layout the share of faces within 2 / 4 px before and
 after, the methods, and the prior's weights per component.
+
+``--calibrate`` prints instead what ``eye_prior``'s constants are measured from: per layout, the
+cascade's error (found - true, source pixels) in each component of ``eye_prior.to_params`` (the
+tilt's times the eye distance), sd and mean, on the faces where ``find_eyes`` used the cascade.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import numpy as np
 from tabulate import tabulate
 
 from ferbench.data.base import DatasetLoader, Sample
-from ferbench.preprocess import align, preprocess_samples
+from ferbench.preprocess import align, eye_prior, preprocess_samples
 from ferbench.protocol import PreprocessSpec
 from ferbench.synth.layouts.truth import TRUTH_LAYOUTS, truth_faces
 
@@ -87,12 +92,35 @@ def measure(layout: str, n: int, seed: int, folder: Path) -> dict:
             "after": landing_errors(result.eyes, truths, template), "report": result.report}
 
 
+def calibrate(layout: str, n: int, seed: int) -> list[str]:
+    """Table cells: faces with cascade eyes, then sd and mean of the cascade's error per component
+    (source pixels; the tilt's times the true eye distance in pixels)."""
+    found, truths, sizes = [], [], []
+    for image, truth in truth_faces(layout, n, seed):
+        eyes, method = align.find_eyes(image, SPEC.min_face, layout in PRECROPPED_LAYOUTS)
+        if method == "eyes":
+            found.append(eyes)
+            truths.append(truth)
+            sizes.append((image.shape[1], image.shape[0]))
+    sizes = np.array(sizes, np.float64)
+    true = eye_prior.to_params(np.stack(truths), sizes)
+    scale = np.column_stack([sizes[:, 0], sizes[:, 1], sizes[:, 0], true[:, 2] * sizes[:, 0]])
+    error = (eye_prior.to_params(np.stack(found), sizes) - true) * scale
+    return [str(len(found)), *(f"{sd:.2f} / {mean:+.2f}" for sd, mean in zip(error.std(axis=0), error.mean(axis=0)))]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--faces", type=int, default=100, help="faces per layout")
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--layouts", nargs="+", default=list(PRECROPPED_LAYOUTS), choices=TRUTH_LAYOUTS)
+    parser.add_argument("--calibrate", action="store_true", help="print the cascade's error per component")
     args = parser.parse_args()
+    if args.calibrate:
+        print(tabulate([[layout, *calibrate(layout, args.faces, args.seed)] for layout in args.layouts],
+                       tablefmt="github", headers=["layout", "cascade eyes", *(
+                           f"{name} sd / mean px" for name in eye_prior.COMPONENTS)]))
+        return
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for layout in args.layouts:
