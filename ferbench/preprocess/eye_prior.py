@@ -24,23 +24,24 @@ from typing import Any
 
 import numpy as np
 
-NOISE_PX = np.array([0.12, 0.26, 0.26, 0.23])
+NOISE_PX = np.array([0.12, 0.22, 0.25, 0.20])
 """The eye cascade's error sd on clean crops, source pixels: midpoint x, midpoint y, eye distance,
 and tilt times the eye distance (the tilt's sd in radians is this over the eye distance in
-pixels). Measured on 300 CK+48 twin crops (``truth_faces("ckplus48", 300, seed=11)``, eyes 14-19
-px apart; the same in each 1.5 px band of eye distance; ``benchmarks/eye_prior_twins.py
---calibrate --faces 300 --seed 11``). On the noisier FER2013 and RAF-DB twins the error is
-1.5-4x larger: the model is a lower bound there, which only moves their faces
-less (a smaller noise variance gives a smaller weight)."""
-CROP_DROP_PX = 0.2
+pixels). Measured on 300 CK+48 twin crops (eyes 14-19 px apart, the same in each 1.5 px band of
+eye distance): ``benchmarks/eye_prior_twins.py --calibrate --faces 300 --seed 11`` gives 0.13,
+0.22, 0.25, 0.20 with align's search warps in INTER_CUBIC and 0.12, 0.26, 0.26, 0.23 in
+INTER_LINEAR; the smaller of each is taken. On the noisier FER2013 and RAF-DB twins the error
+is 2-4x larger: the model is a lower bound there, which only moves their faces less (a smaller
+noise variance gives a smaller weight)."""
+CROP_DROP_PX = 0.04
 """On crops the cascade's eye centres sit this many source pixels above the true ones even after
-``align.CASCADE_DROP``: measured 0.19 on the CK+48 twin crops above, 0.47 on RAF-DB's, 0.56 on
-FER2013's (300 each, seed 11, as :data:`NOISE_PX`). The smallest is taken, so no crop layout is
-over-corrected."""
-CROP_CLOSER_PX = 0.27
-"""On crops the cascade's eye centres sit this many source pixels farther apart than the true ones:
-measured 0.27 on the CK+48 twin crops above, 0.39 on FER2013's, 0.48 on RAF-DB's (the smallest
-taken, as for :data:`CROP_DROP_PX`)."""
+``align.CASCADE_DROP``; measured as :data:`NOISE_PX` (300 twin crops per layout) with the search
+warps in INTER_CUBIC: CK+48 0.04, RAF-DB 0.31, FER2013 0.38 (INTER_LINEAR: 0.19, 0.47, 0.56).
+The smallest is taken, so no crop layout is over-corrected."""
+CROP_CLOSER_PX = 0.19
+"""On crops the cascade's eye centres sit this many source pixels farther apart than the true
+ones; measured as :data:`CROP_DROP_PX`: CK+48 0.19, FER2013 0.30, RAF-DB 0.43 (INTER_LINEAR:
+0.27, 0.39, 0.48); the smallest is taken."""
 MIN_IMAGES = 10
 """Fewer faces than this do not estimate a side's spread: :func:`shrink` leaves them as they are."""
 COMPONENTS = ("x", "y", "distance", "tilt")
