@@ -1,7 +1,8 @@
 """The on-disk cache of preprocessed crops: keys, atomic writes, tolerant reads.
 
 One ``.npz`` file per (samples, preprocessing settings) under ``<cache root>/preprocessed/``,
-holding ``images`` (uint8), ``kept`` (int64 indices) and ``report`` (a JSON string).
+holding ``images`` (uint8), ``kept`` (int64 indices), ``report`` (a JSON string) and, under
+``face: align``, ``eyes`` (float64 N x 2 x 2).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import numpy as np
 from ferbench import paths
 from ferbench.data.base import Sample, file_stamps
 
-PREPROCESS_VERSION = 3
+PREPROCESS_VERSION = 4
 """Bump when a change to the preprocessing code changes its output: old cache entries then miss
 (v2: face alignment and the eye-spread fields of the report; v3: the canonical-frame eye shift,
-and the aligned images' eye check searching the template's eye sizes only)."""
+and the aligned images' eye check searching the template's eye sizes only; v4: the side's eye
+prior for pre-cropped faces, and the eyes each aligned image was warped with)."""
 
 log = logging.getLogger(__name__)
 
@@ -51,23 +53,26 @@ def cache_key(samples: Sequence[Sample], settings: dict[str, Any]) -> str:
     return digest.hexdigest()
 
 
-def load_cached(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]] | None:
-    """Return (images, kept, report) stored at ``path``; None when absent, corrupt or inconsistent."""
+def load_cached(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any], np.ndarray | None] | None:
+    """Return (images, kept, report, eyes or None) stored at ``path``; None when absent, corrupt or
+    inconsistent."""
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as data:
             images, kept, report = data["images"], data["kept"], json.loads(str(data["report"]))
+            eyes = data["eyes"] if "eyes" in data.files else None
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         log.warning("ignoring unreadable preprocessing cache %s (%s); recomputing", path, err)
         return None
-    if images.dtype != np.uint8 or len(images) != len(kept):
+    if images.dtype != np.uint8 or len(images) != len(kept) or (eyes is not None and len(eyes) != len(kept)):
         log.warning("ignoring inconsistent preprocessing cache %s; recomputing", path)
         return None
-    return images, kept, report
+    return images, kept, report, eyes
 
 
-def save_cached(path: Path, images: np.ndarray, kept: np.ndarray, report: dict[str, Any]) -> None:
+def save_cached(path: Path, images: np.ndarray, kept: np.ndarray, report: dict[str, Any],
+                eyes: np.ndarray | None = None) -> None:
     """Write the entry atomically: a temp file in the same folder, fsync, then rename over ``path``.
 
     A run killed mid-write leaves at most a ``*.tmp`` file, never a partial ``path``.
@@ -76,7 +81,8 @@ def save_cached(path: Path, images: np.ndarray, kept: np.ndarray, report: dict[s
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
-            np.savez(file, images=images, kept=kept, report=np.array(json.dumps(report)))
+            extra = {} if eyes is None else {"eyes": eyes}
+            np.savez(file, images=images, kept=kept, report=np.array(json.dumps(report)), **extra)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp, path)

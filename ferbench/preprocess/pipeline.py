@@ -13,7 +13,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ferbench.data.base import DatasetLoader, Sample
 from ferbench.errors import DataError, UnknownName
-from ferbench.preprocess import align, cache, faces
+from ferbench.preprocess import align, cache, eye_prior, faces
 from ferbench.protocol import PreprocessSpec
 
 FACE_METHODS = ("align", "auto", "haar", "landmarks", "none")
@@ -57,7 +57,14 @@ class PreprocessResult:
             by haar or landmarks; under align: eye centres from landmarks or the eye cascade /
             images aligned; None when none were searched), ``eyes_found_again``, ``eye_mean_px``
             and ``eye_spread_px`` (see :func:`eye_spread`), ``skipped_no_face`` (keys) and ``skipped_unreadable``
-            (``{"path", "problem"}`` each).
+            (``{"path", "problem"}`` each); under align also ``eye_prior`` (the eyes of the
+            pre-cropped faces found by the eye cascade, moved by :mod:`~ferbench.preprocess.eye_prior`:
+            ``images`` so moved, ``crop_bias_px`` (``down``, ``closer``: the bias taken off, source
+            pixels), ``applied`` (whether the side's prior moved them), and when applied
+            ``centre``, ``weight`` and ``true_sd`` per component, see :func:`eye_prior.shrink`).
+        eyes: under ``face: align`` the eye centres each image was warped with, float64 N x 2 x 2
+            (source pixels, image-left eye first; for method ``mean`` the mean position used);
+            None for the other face methods.
         cache_path: the cache file holding this result.
         from_cache: True when read from ``cache_path`` instead of computed.
     """
@@ -65,6 +72,7 @@ class PreprocessResult:
     images: np.ndarray
     kept: np.ndarray
     report: dict[str, Any]
+    eyes: np.ndarray | None
     cache_path: Path
     from_cache: bool
 
@@ -108,8 +116,10 @@ class _Settings:
 class _Outcome:
     """What happened to one sample: the method tried, whether it found a face, the crop or error.
 
-    Under ``face: align`` also the eye centres as fractions (x / W, y / H) of the source image
-    (None when not found, the image then still to be made by the mean-eye fallback).
+    Under ``face: align`` also the eye centres (2 x 2 source pixels; None when not found, the
+    image then still to be made by the mean-eye fallback), the source image's ``size`` (W, H),
+    and ``awaits_prior``: cascade eyes of a pre-cropped face, warped once the side's eye prior
+    has moved them (:func:`_align_the_rest`).
     """
 
     method: str = ""
@@ -117,6 +127,8 @@ class _Outcome:
     image: np.ndarray | None = None
     error: DataError | None = None
     eyes: np.ndarray | None = None
+    size: tuple[int, int] = (0, 0)
+    awaits_prior: bool = False
 
 
 def preprocess_samples(
@@ -131,7 +143,9 @@ def preprocess_samples(
 
     ``spec.margin`` widens haar and landmark boxes; "none" (the whole image) and the centre
     crop used when no face is found (the central square) take no margin. ``face: align``
-    ignores the margin: where no eyes, landmarks or face are found, ``on_no_face:
+    ignores the margin; the eyes the eye cascade finds in pre-cropped images are corrected by the
+    side's eye prior (:mod:`~ferbench.preprocess.eye_prior`) before the warp, so these images
+    are read twice. Where no eyes, landmarks or face are found, ``on_no_face:
     center_crop`` places the eyes at the mean position (fractions of the image) of the eyes
     found in the other images of ``samples``, or at the template's own fractions when none was
     found (method ``mean``; a pre-cropped image without eyes always takes it). Raises the loader's
@@ -149,12 +163,17 @@ def preprocess_samples(
     outcomes = _map_in_order(
         lambda sample: process(loader, sample, settings), samples, progress, f"faces {loader.name}"
     )
+    prior: dict[str, Any] = {}
     if settings.face == "align":
-        outcomes = _align_the_rest(loader, samples, outcomes, settings)
+        outcomes, prior = _align_the_rest(loader, samples, outcomes, settings)
     images, kept, report = _collect(samples, outcomes, settings)
     report.update(eye_spread(images, settings.eye_distance if settings.face == "align" else None))
-    cache.save_cached(path, images, kept, report)
-    return PreprocessResult(images, kept, report, cache_path=path, from_cache=False)
+    eyes = None
+    if settings.face == "align":
+        report["eye_prior"] = prior
+        eyes = np.stack([outcomes[k].eyes for k in kept]) if len(kept) else np.zeros((0, 2, 2))
+    cache.save_cached(path, images, kept, report, eyes)
+    return PreprocessResult(images, kept, report, eyes, cache_path=path, from_cache=False)
 
 
 def _map_in_order(fn: Callable[[T], R], items: Sequence[T], progress: bool, label: str) -> list[R]:
@@ -191,8 +210,9 @@ def _process_align(loader: DatasetLoader, sample: Sample, spec: _Settings) -> _O
     """Read one sample, find its eye centres and warp them onto the template (``face: align``).
 
     Landmarks first, then Haar eyes in the Haar face box (the whole image for a pre-cropped
-    face without one), then the face box's usual eye positions. Without any, the outcome has
-    no image: :func:`_align_the_rest` makes it.
+    face without one), then the face box's usual eye positions. The outcome has no image when
+    none is found, or when the eyes are the cascade's in a pre-cropped face (they await the
+    side's prior): :func:`_align_the_rest` makes those.
     """
     try:
         image = loader.read(sample)
@@ -202,37 +222,58 @@ def _process_align(loader: DatasetLoader, sample: Sample, spec: _Settings) -> _O
         return _Outcome(error=err)
     except ValueError as err:
         return _Outcome(error=DataError(sample.key, f"bad landmarks: {err}"))
+    size = (image.shape[1], image.shape[0])
     if eyes is None:
         precropped = _precropped(sample, image)
         eyes, method = align.find_eyes(image, spec.min_face, precropped)
         if eyes is None:  # a pre-cropped image is its own face: on_no_face does not apply
-            return _Outcome("align", found=precropped)
-    fractions = eyes / (image.shape[1], image.shape[0])
-    return _Outcome(method, True, align.align_face(image, eyes, spec.template, spec.grayscale), eyes=fractions)
+            return _Outcome("align", found=precropped, size=size)
+        if precropped and method == "eyes":
+            return _Outcome(method, True, eyes=eyes, size=size, awaits_prior=True)
+    return _Outcome(method, True, align.align_face(image, eyes, spec.template, spec.grayscale), eyes=eyes, size=size)
 
 
 def _align_the_rest(
     loader: DatasetLoader, samples: Sequence[Sample], outcomes: list[_Outcome], spec: _Settings
-) -> list[_Outcome]:
-    """Warp the images whose eyes were not found with the mean eye fractions of the others.
+) -> tuple[list[_Outcome], dict[str, Any]]:
+    """Warp the images :func:`_process_align` left without an image; return them and the
+    report's ``eye_prior`` entry.
 
-    Only under ``on_no_face: center_crop`` for images without any face; always for pre-cropped
-    images (their whole picture is the face). Images are read again (few, usually).
+    First the cascade eyes of the pre-cropped faces lose the crop bias and are moved by the
+    side's prior (:func:`eye_prior.correct_crop_bias`, :func:`eye_prior.shrink`). Then the images
+    without eyes take the mean eye fractions of all the others: only under ``on_no_face:
+    center_crop`` for images without any face, always for pre-cropped images (their whole
+    picture is the face). Each of these images is read a second time.
     """
-    found = [o.eyes for o in outcomes if o.eyes is not None]
+    outcomes = list(outcomes)
+    waiting = [i for i, o in enumerate(outcomes) if o.awaits_prior]
+    prior: dict[str, Any] = {"applied": False, "images": 0}
+    if waiting:
+        sizes = np.array([outcomes[i].size for i in waiting], np.float64)
+        found = eye_prior.correct_crop_bias(np.stack([outcomes[i].eyes for i in waiting]))
+        moved, prior = eye_prior.shrink(found, sizes)
+        prior["crop_bias_px"] = {"down": eye_prior.CROP_DROP_PX, "closer": eye_prior.CROP_CLOSER_PX}
+        for index, eyes in zip(waiting, moved):
+            outcomes[index] = replace(outcomes[index], eyes=eyes)
+    found = [o.eyes / o.size for o in outcomes if o.eyes is not None]
     template = spec.template
     mean = np.mean(found, axis=0) if found else template.eyes() / (template.size[1], template.size[0])
     rest = [i for i, o in enumerate(outcomes) if o.error is None and o.image is None
             and (o.found or spec.on_no_face == "center_crop")]
 
-    def warp(index: int) -> np.ndarray:
-        image = loader.read(samples[index])
-        return align.align_face(image, mean * (image.shape[1], image.shape[0]), template, spec.grayscale)
+    def warp(index: int) -> _Outcome:
+        outcome = outcomes[index]
+        try:
+            image = loader.read(samples[index])
+        except DataError as err:
+            return _Outcome(error=err)
+        eyes = mean * (image.shape[1], image.shape[0]) if outcome.eyes is None else outcome.eyes
+        method = outcome.method if outcome.awaits_prior else "mean" if outcome.found else "align"
+        return replace(outcome, method=method, image=align.align_face(image, eyes, template, spec.grayscale), eyes=eyes)
 
-    outcomes = list(outcomes)
-    for index, image in zip(rest, _map_in_order(warp, rest, progress=False, label="mean eyes")):
-        outcomes[index] = _Outcome("mean" if outcomes[index].found else "align", outcomes[index].found, image)
-    return outcomes
+    for index, outcome in zip(rest, _map_in_order(warp, rest, progress=False, label="align")):
+        outcomes[index] = outcome
+    return outcomes, prior
 
 
 def eye_spread(images: np.ndarray, eye_distance: float | None = None) -> dict[str, Any]:
