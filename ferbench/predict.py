@@ -8,7 +8,9 @@ Per picture: prepare the model's input as the protocol it was trained under did 
 - ``align``: the eye centres of :func:`~ferbench.preprocess.align.find_eyes` (Haar eyes, else
   the usual eyes of the Haar face box) warped onto the protocol's template (eye distance, eye
   height, size) by :func:`~ferbench.preprocess.align.align_face`. A picture of at most
-  :data:`~ferbench.preprocess.pipeline.PRECROPPED_SIDE` pixels a side without eyes is taken as a
+  :data:`~ferbench.preprocess.pipeline.PRECROPPED_SIDE` pixels a side is taken as a face crop:
+  its cascade eyes lose the crop bias as in training (:func:`~ferbench.preprocess.eye_prior.
+  correct_crop_bias`; the side's eye prior needs a dataset side and is not applied); one without eyes is taken as a
   face crop and warped with the template's own eye positions (method ``mean``, as the
   pipeline does with a pre-cropped image); a larger one without a face gives "no face", whatever
   the protocol's ``on_no_face`` says (its ``center_crop`` fallback places the eyes at the mean of
@@ -40,7 +42,7 @@ from ferbench.data.base import read_image_file
 from ferbench.errors import DataError, UnknownName
 from ferbench.checkpoints import TrainedModel
 from ferbench.io import atomic_write_bytes
-from ferbench.preprocess import align, crop_face, detect_face
+from ferbench.preprocess import align, crop_face, detect_face, eye_prior
 from ferbench.preprocess.faces import Box, to_gray
 from ferbench.preprocess.pipeline import PRECROPPED_SIDE
 from ferbench.protocol import PreprocessSpec
@@ -197,6 +199,8 @@ def _aligned_face(picture: np.ndarray, spec: PreprocessSpec) -> PreparedFace:
             return PreparedFace("align")
         height, width = template.size
         eyes, method = template.eyes() / (width, height) * (picture.shape[1], picture.shape[0]), "mean"
+    elif precropped and method == "eyes":
+        eyes = eye_prior.correct_crop_bias(eyes[None])[0]
     found = ((float(eyes[0, 0]), float(eyes[0, 1])), (float(eyes[1, 0]), float(eyes[1, 1])))
     return PreparedFace(method, eyes=found, image=align.align_face(picture, eyes, template, spec.grayscale))
 

@@ -22,9 +22,10 @@ from ferbench.models.build import build_model
 from ferbench.data.base import read_image_file
 from ferbench.errors import UnknownName
 from ferbench.predict import describe_face, predict_paths, prepare_face
-from ferbench.preprocess import landmark_box, landmark_eyes, preprocess_samples
+from ferbench.preprocess import align, eye_prior, landmark_box, landmark_eyes, preprocess_samples
 from ferbench.protocol import load_protocol
 from ferbench.synth.face import random_faces
+from ferbench.synth.layouts import truth_faces
 from ferbench.runner import RunOptions, run_card
 from helpers import CLASSES7, REPO, TINY_PLUGIN_CARD
 from test_preprocess import FakeLoader, write
@@ -206,6 +207,17 @@ def test_predict_aligns_a_face_exactly_as_the_protocol_pipeline(aligned_onnx, tm
     expected = trained.predict_proba(pipeline.images, "cpu")[0]
     assert [float(p) for p in row[6:]] == [round(float(p), 3) for p in expected]
     assert row[4] == CLASSES7[int(np.argmax(expected))]
+
+
+def test_predict_corrects_a_crops_cascade_eyes_as_training_does():
+    (crop, _), = truth_faces("ckplus48", 1, seed=5)  # a 48 px face crop: the eye cascade's eyes
+    eyes, method = align.find_eyes(crop, ALIGNED.min_face, precropped=True)
+    prepared = prepare_face(crop, ALIGNED, "align")
+    corrected = eye_prior.correct_crop_bias(eyes[None])[0]
+    assert method == prepared.method == "eyes"
+    assert np.allclose(prepared.eyes, corrected) and not np.allclose(prepared.eyes, eyes)
+    assert np.array_equal(prepared.image, align.align_face(crop, corrected, align.Template(
+        ALIGNED.size, ALIGNED.eye_distance, ALIGNED.eye_height), ALIGNED.grayscale))
 
 
 def test_predict_align_without_a_face(aligned_onnx, tmp_path):
