@@ -169,8 +169,11 @@ def attach_images(data: ProtocolData, progress: bool = True) -> ProtocolData:
 
 
 def _relative_paths(report: dict[str, Any], relative: dict[str, str]) -> dict[str, Any]:
-    """``report`` with its skipped files named by root-relative keys (portable run directories)."""
+    """``report`` with its skipped and fallback files named by root-relative keys (portable run
+    directories)."""
     return {**report,
+            "fallbacks": {method: [relative.get(key, key) for key in keys]
+                          for method, keys in report.get("fallbacks", {}).items()},
             "skipped_unreadable": [{**item, "path": relative.get(item["path"], item["path"])}
                                    for item in report.get("skipped_unreadable", [])],
             "skipped_no_face": [relative.get(key, key) for key in report.get("skipped_no_face", [])]}

@@ -147,6 +147,7 @@ def test_align_counts_methods_and_falls_back_to_the_mean_eyes(tmp_path):
     assert report["methods"] == {"landmarks": 0, "eyes": 2, "face_box": 0, "mean": 2}
     assert report["no_face"] == {"align": 1}  # the frame; the blank crop is its own face
     assert report["detection_rate"] == 0.5
+    assert report["fallbacks"] == {"mean": [samples[2].key, samples[3].key]}
     assert result.images.shape == (4, 64, 64)
     skipped = preprocess_samples(FakeLoader(), samples, Spec(face="align", size=(64, 64), on_no_face="skip"),
                                  progress=False)

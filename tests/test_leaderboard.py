@@ -537,6 +537,17 @@ def test_skipped_files_are_listed_once_with_the_runs_that_dropped_them(board_run
         write_leaderboard([board_runs], tmp_path / "lb")
 
 
+def test_the_preprocessing_section_counts_the_fallback_images(board_runs, tmp_path):
+    report = {"methods": {"landmarks": 0, "eyes": 7, "face_box": 1, "mean": 2}, "detection_rate": 0.7,
+              "fallbacks": {"face_box": ["a.png"], "mean": ["b.png", "c.png"]}}
+    for run in (board_runs / "ckplus_7cls_si").iterdir():
+        (run / "preprocess.json").write_text(json.dumps([{"role": "test", "dataset": "ckplus", "report": report}]))
+    write_leaderboard([board_runs], tmp_path / "lb")
+    text = section((tmp_path / "lb" / "ckplus_7cls_si.md").read_text(), "Preprocessing")
+    assert "3 images were framed by a fallback (face_box, mean, center_crop)" in text
+    assert tables(text)[0][0]["detection rate"] == "70.0%"
+
+
 def test_runs_without_skipped_files_say_so(board_runs, tmp_path):
     (board_runs / "ckplus_7cls_si" / "model_a" / "preprocess.json").write_text(
         json.dumps([{"role": "test", "dataset": "ckplus", "report": {"skipped_unreadable": [], "skipped_no_face": []}}]))

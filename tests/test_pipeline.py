@@ -40,10 +40,11 @@ def make_dataset(root: Path, corrupt: str | None = None) -> None:
     (root / "manifest.csv").write_text("\n".join(rows) + "\n")
 
 
-def load(tmp_path: Path, classes="happy, sadness", policy="fail", corrupt=None):
+def load(tmp_path: Path, classes="happy, sadness", policy="fail", corrupt=None, face="none"):
     make_dataset(tmp_path / "data", corrupt)
     path = tmp_path / "p.yaml"
-    path.write_text(PROTOCOL.format(root=tmp_path / "data", classes=classes, policy=policy))
+    text = PROTOCOL.format(root=tmp_path / "data", classes=classes, policy=policy)
+    path.write_text(text.replace("face: none", f"face: {face}"))
     return load_protocol_data(load_protocol(path))
 
 
@@ -76,6 +77,13 @@ def test_skip_policy_drops_the_image_and_keeps_labels_aligned(tmp_path):
         assert int(np.median(image)) == (200 if label == 0 else 50) + int(sample.subject[1])
     folds = data.folds()
     assert sum(len(f.test) for f in folds) == 7
+
+
+def test_fallback_images_are_listed_by_root_relative_key(tmp_path):
+    data = load(tmp_path, face="align")  # 20 x 20 uniform pictures: face crops without eyes
+    report = attach_images(data, progress=False).sources[0].preprocess_report
+    assert report["methods"]["mean"] == 8
+    assert report["fallbacks"] == {"mean": sorted(f"s{s}_{label}.png" for s in range(4) for label in ("happy", "sadness"))}
 
 
 JAFFE_SKIP = """

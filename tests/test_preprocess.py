@@ -249,6 +249,8 @@ def test_no_face_policies(tmp_path):
 
     centred = preprocess_samples(FakeLoader(), samples, Spec(face="haar"), progress=False)
     assert centred.report["methods"]["center_crop"] == 2 and centred.report["no_face"] == {"haar": 2}
+    assert centred.report["fallbacks"] == {"center_crop": [blank.path, other.path]}
+    assert skipped.report["fallbacks"] == {}
     assert centred.report["detection_rate"] == 0.0
     assert (centred.images[0] == 255).all()
 

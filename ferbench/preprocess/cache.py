@@ -26,7 +26,8 @@ PREPROCESS_VERSION = 4
 """Bump when a change to the preprocessing code changes its output: old cache entries then miss
 (v2: face alignment and the eye-spread fields of the report; v3: the canonical-frame eye shift,
 and the aligned images' eye check searching the template's eye sizes only; v4: the side's eye
-prior for pre-cropped faces, and the eyes each aligned image was warped with)."""
+prior for pre-cropped faces, the eyes each aligned image was warped with, the report's fallback
+images)."""
 
 log = logging.getLogger(__name__)
 

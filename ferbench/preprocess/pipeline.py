@@ -37,6 +37,8 @@ PRECROPPED_ATTR = "cropped"
 ALIGN_METHODS = ("landmarks", "eyes", "face_box", "mean")
 """How ``face: align`` found an image's eye centres, most exact first (module docstring of align)."""
 CROP_METHODS = ("landmarks", "haar", "center_crop", "none")
+FALLBACK_METHODS = ("face_box", "mean", "center_crop")
+"""Methods that frame a face without finding it (its eyes or box): the report lists their images."""
 
 WORKERS = min(4, os.cpu_count() or 1)
 
@@ -56,8 +58,9 @@ class PreprocessResult:
             ``no_face`` (per method tried), ``detection_rate`` (faces found / images searched
             by haar or landmarks; under align: eye centres from landmarks or the eye cascade /
             images aligned; None when none were searched), ``eyes_found_again``, ``eye_mean_px``
-            and ``eye_spread_px`` (see :func:`eye_spread`), ``skipped_no_face`` (keys) and ``skipped_unreadable``
-            (``{"path", "problem"}`` each); under align also ``eye_prior`` (the eyes of the
+            and ``eye_spread_px`` (see :func:`eye_spread`), ``skipped_no_face`` (keys), ``skipped_unreadable``
+            (``{"path", "problem"}`` each) and ``fallbacks`` (the keys of the kept images framed by
+            each of :data:`FALLBACK_METHODS`, in sample order; methods without images absent); under align also ``eye_prior`` (the eyes of the
             pre-cropped faces found by the eye cascade, moved by :mod:`~ferbench.preprocess.eye_prior`:
             ``images`` so moved, ``crop_bias_px`` (``down``, ``closer``: the bias taken off, source
             pixels), ``applied`` (whether the side's prior moved them), and when applied
@@ -336,6 +339,7 @@ def _collect(
     no_face: Counter[str] = Counter()
     skipped_no_face: list[str] = []
     skipped_unreadable: list[dict[str, str]] = []
+    fallbacks: dict[str, list[str]] = {}
     for index, (sample, outcome) in enumerate(zip(samples, outcomes)):
         if outcome.error is not None:
             if spec.on_unreadable == "fail":
@@ -351,7 +355,10 @@ def _collect(
                 skipped_no_face.append(sample.key)
                 continue
         assert outcome.image is not None
-        methods[outcome.method if outcome.found else "mean" if spec.face == "align" else "center_crop"] += 1
+        method = outcome.method if outcome.found else "mean" if spec.face == "align" else "center_crop"
+        methods[method] += 1
+        if method in FALLBACK_METHODS:
+            fallbacks.setdefault(method, []).append(sample.key)
         crops.append(outcome.image)
         kept.append(index)
 
@@ -369,6 +376,7 @@ def _collect(
         "detection_rate": detected / searched if searched else None,
         "skipped_no_face": skipped_no_face,
         "skipped_unreadable": skipped_unreadable,
+        "fallbacks": fallbacks,
     }
     empty_shape = (0, *spec.size) if spec.grayscale else (0, *spec.size, 3)
     images = np.stack(crops) if crops else np.zeros(empty_shape, np.uint8)
