@@ -21,10 +21,11 @@ import numpy as np
 from ferbench import paths
 from ferbench.data.base import Sample, file_stamps
 
-PREPROCESS_VERSION = 3
+PREPROCESS_VERSION = 4
 """Bump when a change to the preprocessing code changes its output: old cache entries then miss
 (v2: face alignment and the eye-spread fields of the report; v3: the canonical-frame eye shift,
-and the aligned images' eye check searching the template's eye sizes only)."""
+and the aligned images' eye check searching the template's eye sizes only; v4: the cheaper eye
+search of issue #14's speed item and the eye check over at most 100 images, ``eyes_checked``)."""
 
 log = logging.getLogger(__name__)
 
