@@ -146,7 +146,7 @@ def haar_eyes(gray: np.ndarray, box: Box) -> np.ndarray | None:
     whatever the input); the passes stop once one finds the eyes within :data:`SETTLED` of the
     template's. Each search uses the ``enlarged`` settings where its frame enlarges the source
     more than :data:`ENLARGED` times. Returns the mean of all estimates; None when the first
-    search finds no pair. 2-7 ms per search in one thread (benchmarks/README.md).
+    search finds no pair. 3-8 ms per search in one thread (benchmarks/README.md).
     """
     estimates = [cascade_eyes(gray, box, FIRST_SEARCH[_sharpness(SEARCH_WIDTH / box[2])])]
     if estimates[0] is None:
