@@ -8,8 +8,8 @@ with the Haar crop and once with eye alignment, alternating (the machine may be 
 see the same load), each into a fresh cache folder, and prints seconds per 1,000 images and
 their ratio. ``--profile N`` then times the stages of alignment on the first N images of each
 side in one thread (``cv2.setNumThreads(1)``): reading, the face search, the eye search, the
-warp and the report's eye check (one call over all the side's outputs, as the pipeline makes it),
-in seconds per 1,000 images.
+warp and the report's eye check (one call over all the side's outputs, as the pipeline makes it:
+it searches at most ``pipeline.EYE_CHECK_IMAGES`` of them), in seconds per 1,000 images.
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ def profile(data, n: int) -> None:
             gray = faces.to_gray(image)
             stages["read"] += time.perf_counter() - clock
             clock = time.perf_counter()
-            box = faces.detect_face(gray, settings.min_face) or (0, 0, gray.shape[1], gray.shape[0])
+            box = (faces.detect_face(gray, settings.min_face, align.FACE_SEARCH_SIDE)
+                   or (0, 0, gray.shape[1], gray.shape[0]))
             stages["face search"] += time.perf_counter() - clock
             clock = time.perf_counter()
             eyes = align.haar_eyes(gray, box)

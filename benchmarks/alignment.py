@@ -87,7 +87,8 @@ def run(shape: str, epochs: int, folder: Path, cards: tuple[str, ...] = CARDS) -
         for side in (source, target):
             report = side.preprocess_report
             print(f"  {side.role} {side.dataset}: methods {report['methods']}, detection rate "
-                  f"{report['detection_rate']}, eyes found again {report['eyes_found_again']}, "
+                  f"{report['detection_rate']}, eyes found again {report['eyes_found_again']} of "
+                  f"{report['eyes_checked']} checked, "
                   f"eye mean {report['eye_mean_px']}, eye spread {report['eye_spread_px']} px")
         for name in cards:
             card = quick(name, epochs)

@@ -25,9 +25,10 @@ from ferbench.data.base import Sample, file_stamps
 PREPROCESS_VERSION = 4
 """Bump when a change to the preprocessing code changes its output: old cache entries then miss
 (v2: face alignment and the eye-spread fields of the report; v3: the canonical-frame eye shift,
-and the aligned images' eye check searching the template's eye sizes only; v4: the side's eye
-prior for pre-cropped faces, the eyes each aligned image was warped with, the report's fallback
-images)."""
+and the aligned images' eye check searching the template's eye sizes only; v4: the cheaper eye
+search of issue #14's speed item, the eye check over at most 100 images (``eyes_checked``), the
+side's eye prior for pre-cropped faces, the eyes each aligned image was warped with and the
+report's fallback images)."""
 
 log = logging.getLogger(__name__)
 

@@ -49,18 +49,29 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
-def detect_face(gray: np.ndarray, min_face: float) -> Box | None:
+def detect_face(gray: np.ndarray, min_face: float, smallest: int | None = None) -> Box | None:
     """Return the largest frontal face in ``gray`` (H x W uint8) as ``(x, y, w, h)``, or None.
 
     ``min_face`` is the smallest face side searched for, as a fraction of the image's short side
-    (OpenCV ``detectMultiScale`` with scaleFactor 1.1, minNeighbors 5).
+    (OpenCV ``detectMultiScale`` with scaleFactor 1.1, minNeighbors 5). With ``smallest``
+    (pixels, at least the cascade's 24 px window) an image whose smallest face would be larger is
+    searched on a copy shrunk (INTER_AREA) until it is ``smallest`` pixels: fewer windows, a
+    coarser box (returned in ``gray``'s pixels).
     """
     side = max(1, round(min_face * min(gray.shape[:2])))
+    scale = np.ones(2)  # source pixels per searched pixel, x and y
+    if smallest is not None and side > smallest:
+        small = cv2.resize(gray, (max(1, round(gray.shape[1] * smallest / side)),
+                                  max(1, round(gray.shape[0] * smallest / side))), interpolation=cv2.INTER_AREA)
+        scale = np.array([gray.shape[1] / small.shape[1], gray.shape[0] / small.shape[0]])
+        gray, side = small, smallest
     faces = cascade().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(side, side))
     if len(faces) == 0:
         return None
     x, y, w, h = max(faces, key=lambda f: int(f[2]) * int(f[3]))
-    return int(x), int(y), int(w), int(h)
+    x, w = round(int(x) * scale[0]), round(int(w) * scale[0])
+    y, h = round(int(y) * scale[1]), round(int(h) * scale[1])
+    return x, y, w, h
 
 
 def landmark_box(landmarks: np.ndarray) -> Box:

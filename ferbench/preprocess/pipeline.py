@@ -41,6 +41,11 @@ FALLBACK_METHODS = ("face_box", "mean", "center_crop")
 """Methods that frame a face without finding it (its eyes or box): the report lists their images."""
 
 WORKERS = min(4, os.cpu_count() or 1)
+EYE_CHECK_IMAGES = 100
+"""The report's eye check (:func:`eye_spread`) searches at most this many output images per call
+(0.4-0.9 s in one thread whatever the side's size): measured on the 927 CK+48 and 183 JAFFE twin
+images of benchmarks/alignment.py, 100 evenly spaced ones give the spread within 0.07 px and the
+mean eyes within 0.1 px of all of them's, aligned or Haar-cropped (benchmarks/README.md)."""
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -57,14 +62,16 @@ class PreprocessResult:
             center_crop, none; under ``face: align`` landmarks, eyes, face_box, mean),
             ``no_face`` (per method tried), ``detection_rate`` (faces found / images searched
             by haar or landmarks; under align: eye centres from landmarks or the eye cascade /
-            images aligned; None when none were searched), ``eyes_found_again``, ``eye_mean_px``
-            and ``eye_spread_px`` (see :func:`eye_spread`), ``skipped_no_face`` (keys), ``skipped_unreadable``
+            images aligned; None when none were searched), ``eyes_checked``, ``eyes_found_again``,
+            ``eye_mean_px`` and ``eye_spread_px`` (see :func:`eye_spread`: over at most
+            :data:`EYE_CHECK_IMAGES` of the images), ``skipped_no_face`` (keys), ``skipped_unreadable``
             (``{"path", "problem"}`` each) and ``fallbacks`` (the keys of the kept images framed by
-            each of :data:`FALLBACK_METHODS`, in sample order; methods without images absent); under align also ``eye_prior`` (the eyes of the
-            pre-cropped faces found by the eye cascade, moved by :mod:`~ferbench.preprocess.eye_prior`:
-            ``images`` so moved, ``crop_bias_px`` (``down``, ``closer``: the bias taken off, source
-            pixels), ``applied`` (whether the side's prior moved them), and when applied
-            ``centre``, ``weight`` and ``true_sd`` per component, see :func:`eye_prior.shrink`).
+            each of :data:`FALLBACK_METHODS`, in sample order; methods without images absent);
+            under align also ``eye_prior`` (the eyes of the pre-cropped faces found by the eye
+            cascade, moved by :mod:`~ferbench.preprocess.eye_prior`: ``images`` so moved,
+            ``crop_bias_px`` (``down``, ``closer``: the bias taken off, source pixels), ``applied``
+            (whether the side's prior moved them), and when applied ``centre``, ``weight`` and
+            ``true_sd`` per component, see :func:`eye_prior.shrink`).
         eyes: under ``face: align`` the eye centres each image was warped with, float64 N x 2 x 2
             (source pixels, image-left eye first; for method ``mean`` the mean position used);
             None for the other face methods.
@@ -281,29 +288,32 @@ def _align_the_rest(
 
 def eye_spread(images: np.ndarray, eye_distance: float | None = None) -> dict[str, Any]:
     """How well the eyes line up in the output images (N x H x W[ x 3] uint8), checked by one
-    eye-cascade search (:func:`align.cascade_eyes`) in each, the whole image as the face box.
+    eye-cascade search (:func:`align.cascade_eyes`) in each of at most :data:`EYE_CHECK_IMAGES`
+    of them (evenly spaced in order: the same images every run), the whole image as the face box.
 
     Aligned images (``eye_distance``: the template's, a fraction of W) are searched only for
     eye boxes of the sizes that distance implies (:func:`align.known_eye_widths`), sizes 1.1
-    apart (under half the time); other images for every size :func:`align.haar_eyes` tries.
+    apart (under half the time); other images as :func:`align.haar_eyes` first searches a sharp face.
 
-    Returns ``eyes_found_again`` (images with both eyes found), ``eye_mean_px`` (their mean
-    left and right eye centres, [[x, y], [x, y]] in output pixels) and ``eye_spread_px`` (the
-    root-mean-square distance of those centres from their means, both eyes pooled, output
-    pixels); the last two are None when fewer than 2 images had their eyes found.
+    Returns ``eyes_checked`` (images searched), ``eyes_found_again`` (of those, images with both
+    eyes found), ``eye_mean_px`` (their mean left and right eye centres, [[x, y], [x, y]] in
+    output pixels) and ``eye_spread_px`` (the root-mean-square distance of those centres from
+    their means, both eyes pooled, output pixels); the last two are None when fewer than 2
+    images had their eyes found.
     """
+    checked = images[np.linspace(0, len(images) - 1, min(len(images), EYE_CHECK_IMAGES)).round().astype(int)]
     box = (0, 0, images.shape[2], images.shape[1]) if len(images) else (0, 0, 1, 1)
-    widths, step = ((align.SEARCH_EYE_WIDTHS, align.SEARCH_SCALE_STEP) if eye_distance is None
-                    else (align.known_eye_widths(eye_distance), 1.1))
-    found = [e for e in _map_in_order(lambda image: align.cascade_eyes(faces.to_gray(image), box, widths, step),
-                                      list(images), progress=False, label="eyes") if e is not None]
+    search = (align.FIRST_SEARCH["sharp"] if eye_distance is None
+              else align.EyeSearch(align.known_eye_widths(eye_distance), 1.1))
+    found = [e for e in _map_in_order(lambda image: align.cascade_eyes(faces.to_gray(image), box, search),
+                                      list(checked), progress=False, label="eyes") if e is not None]
+    counts = {"eyes_checked": len(checked), "eyes_found_again": len(found)}
     if len(found) < 2:
-        return {"eyes_found_again": len(found), "eye_mean_px": None, "eye_spread_px": None}
+        return {**counts, "eye_mean_px": None, "eye_spread_px": None}
     eyes = np.stack(found)
     mean = eyes.mean(axis=0)
     spread = float(np.sqrt(((eyes - mean) ** 2).sum(axis=2).mean()))
-    return {"eyes_found_again": len(found), "eye_mean_px": np.round(mean, 2).tolist(),
-            "eye_spread_px": round(spread, 3)}
+    return {**counts, "eye_mean_px": np.round(mean, 2).tolist(), "eye_spread_px": round(spread, 3)}
 
 
 def _find_face(
