@@ -437,10 +437,12 @@ def test_twin_framing_matches_the_real_copies() -> None:
     by a few degrees and off-centre. Measured on 40 faces (seed 1)."""
     ck48, fer, jaffe, ck = (_eye_geometry(name) for name in ("ckplus48", "fer2013", "jaffe", "ckplus"))
     # CK+48: framed as a face detector's box (the framing at which Haar finds 78% of the faces,
-    # test_ck48_haar_detection_rate_matches_the_real_copy): eyes 0.31-0.36 of the width apart,
-    # under 0.4 of the way down (brows about a quarter down, chin near the bottom)
-    assert 0.30 < ck48["distance"].min() and ck48["distance"].max() < 0.37
-    assert 0.35 < ck48["height"].min() and ck48["height"].max() < 0.40
+    # test_ck48_haar_detection_rate_matches_the_real_copy): eyes 0.29-0.36 of the width apart,
+    # about 0.39 of the way down (brows about a quarter down, chin near the bottom), each crop
+    # placed with a detector's jitter (sd 1.5% of the side: measured 0.342-0.421 on 300 faces)
+    assert 0.28 < ck48["distance"].min() and ck48["distance"].max() < 0.37
+    assert 0.33 < ck48["height"].min() and ck48["height"].max() < 0.45
+    assert ck48["height"].std() > 0.005
     # JAFFE 256x256: the face fills about half the width (eyes ~0.2 apart), eyes near the middle
     assert 0.17 < jaffe["distance"].min() and jaffe["distance"].max() < 0.24
     assert 0.43 < jaffe["height"].min() and jaffe["height"].max() < 0.50
@@ -456,8 +458,8 @@ def test_twin_framing_matches_the_real_copies() -> None:
 def test_ck48_haar_detection_rate_matches_the_real_copy(tmp_path: Path) -> None:
     """REFERENCE.md, facts measured on real copies: OpenCV's default face cascade finds a face in
     78% of the real CK+48 crops (721 of 927), as the cross-dataset preprocessing runs it
-    (``detect_face(gray, min_face=0.15)``). The paper-shaped twin: 696 of its 927 six-class
-    crops (75%); this small twin: 87 of its 120 crops (72.5%). The old crop (landmark box + 5%)
+    (``detect_face(gray, min_face=0.15)``). The paper-shaped twin: 689 of its 927 six-class
+    crops (74.3%); this small twin: 83 of its 120 crops (69.2%). The old crop (landmark box + 5%)
     gave 3.6%, a crop of the Haar box + 10% about 88%."""
     root = write_twin("ckplus48", tmp_path, seed=0, shape="small", workers=1)
     crops = sorted(root.glob("*/*.png"))

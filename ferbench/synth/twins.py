@@ -31,10 +31,11 @@ from ferbench.errors import UnknownName
 from ferbench.synth.layouts import WRITERS
 from ferbench.synth.plans import check_shape
 
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6
 """Bump whenever generated files change, so cached twins are regenerated (v1: development;
 v3: MMI views and glasses, Oulu-CASIA ``PreProcess_Img`` crops; v4: CK+ ED²L block 0;
-v5: CK+48 crops framed as a face detector box, FER2013 crops looser)."""
+v5: CK+48 crops framed as a face detector box, FER2013 crops looser; v6: CK+48 crops placed
+with a detector's jitter at 1.25 face widths, FER2013 margins 8-28%)."""
 
 LAYOUTS: tuple[str, ...] = tuple(WRITERS)
 

@@ -35,7 +35,7 @@ def truth_faces(layout: str, n: int, seed: int = 0) -> list[tuple[np.ndarray, np
         elif layout in ("ckplus", "ckplus48"):
             identity = sample_identity("ck", rng, key=key)
             image, landmarks = render_face(identity, label, float(rng.uniform(0.6, 1.0)), (490, 640), rng)
-            faces.append(_ck48_crop(image, landmarks) if layout == "ckplus48" else (image, eye_centres(landmarks)))
+            faces.append(_ck48_crop(image, landmarks, rng) if layout == "ckplus48" else (image, eye_centres(landmarks)))
         else:
             studio = STUDIOS[layout]
             still = Still(key, label, float(rng.uniform(0.7, 1.0)))

@@ -10,7 +10,7 @@ from ferbench.synth.face import crop_points, eye_centres, face_crop, render_face
 from ferbench.synth.identity import Lighting, sample_identity, stream
 from ferbench.synth.layouts.common import _run
 
-MARGINS = {"fer2013": (0.05, 0.25), "rafdb": (0.0, 0.2)}
+MARGINS = {"fer2013": (0.08, 0.28), "rafdb": (0.0, 0.2)}
 """Range of the crop margin per side (fraction of the landmark box) of each dataset's faces:
 FER2013 crops are looser than CK+48's (REFERENCE.md, facts measured on real copies)."""
 
