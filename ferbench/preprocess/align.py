@@ -251,7 +251,9 @@ def align_face(image: np.ndarray, eyes: np.ndarray, template: Template, grayscal
     """Warp ``image`` (gray or BGR) so that ``eyes`` land on the template's eye points.
 
     An image shrunk by more than 2x is first resized with INTER_AREA (no aliasing), then warped
-    with INTER_LINEAR; parts outside the image repeat the nearest edge pixel. Returns uint8
+    with INTER_LINEAR, an image enlarged more than :data:`BICUBIC_ABOVE` times with INTER_CUBIC
+    (a low-resolution crop stays as sharp as its pixels allow); parts outside the image repeat the
+    nearest edge pixel. Returns uint8
     ``template.size`` gray (``grayscale``) or H x W x 3 RGB.
     """
     eyes = np.asarray(eyes, dtype=np.float64)
@@ -265,5 +267,5 @@ def align_face(image: np.ndarray, eyes: np.ndarray, template: Template, grayscal
     image = to_gray(image) if grayscale else (
         cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB))
     height, width = template.size
-    return cv2.warpAffine(image, similarity(eyes, target), (width, height), flags=cv2.INTER_LINEAR,
+    return cv2.warpAffine(image, similarity(eyes, target), (width, height), flags=_interpolation(max(shrink, 1.0)),
                           borderMode=cv2.BORDER_REPLICATE)
