@@ -73,7 +73,7 @@ BICUBIC_ABOVE = 2.0
 less: CK+48, FER2013) is resampled bicubically, whose edges linear interpolation blurs; others
 linearly (a shrinking band with INTER_AREA). Measured on 100 twin faces per layout (seed 5),
 share within 2 px, linear -> bicubic: ckplus48 0.93 -> 0.96, fer2013 0.36 -> 0.50 (seed 11:
-0.91 -> 0.96, 0.43 -> 0.57); bicubic from 1.25x lost generic 0.97 -> 0.93 (112 px crops).
+0.91 -> 0.96, 0.43 -> 0.57); bicubic from 1.25x lost generic 0.97 -> 0.93 (112 px crops, searched as crops).
 The ``shift`` of the searches below was measured on linear frames; on the bicubic ones the aligned
 eyes' mean sideways offset measured 0.1 px (ckplus48) and 0.3 px (fer2013): left as it is."""
 FIRST_SEARCH = {"sharp": EyeSearch((1 / 8, 3 / 8), 1.05, 0.5), "enlarged": EyeSearch((1 / 8, 1 / 2), 1.1, 0.6)}
