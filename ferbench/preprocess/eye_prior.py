@@ -1,8 +1,9 @@
 """The side's eye prior: eye centres of pre-cropped faces pulled toward where the side's crops put them.
 
 Pre-cropped images of one dataset side come from one cropping process, so their true eye
-positions, as fractions of the crop, vary little, while the eye cascade's error on a small crop
-(:data:`NOISE_PX`) is of the same order. Each face's eyes found by the cascade are written as
+positions, as fractions of the crop, may vary little, while the eye cascade's error on a small
+crop (:data:`NOISE_PX`) is of the same order; the side's own spread decides how far each face
+moves (on crops placed as a detector places them, hardly: benchmarks/README.md). Each face's eyes found by the cascade are written as
 four numbers (:func:`to_params`): midpoint x / W, midpoint y / H, eye distance / W and tilt
 (radians); each is taken as truth plus noise. Per component k, the side's robust variance
 ``V_k`` (the median absolute deviation about the median, scaled to a normal sd, squared) estimates
