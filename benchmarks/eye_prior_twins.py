@@ -34,8 +34,9 @@ from ferbench.preprocess import align, eye_prior, preprocess_samples
 from ferbench.protocol import PreprocessSpec
 from ferbench.synth.layouts.truth import TRUTH_LAYOUTS, truth_faces
 
-PRECROPPED_LAYOUTS = ("ckplus48", "fer2013", "rafdb")
-"""Layouts whose loaders flag their pictures as face crops (``Sample.attrs["cropped"]``)."""
+PRECROPPED_LAYOUTS = ("ckplus48", "fer2013", "rafdb", "generic")
+"""Layouts whose loaders flag their pictures as face crops (``Sample.attrs["cropped"]``; the
+generic layout's with the option ``cropped: true``)."""
 SPEC = PreprocessSpec(face="align", size=(128, 128))
 
 

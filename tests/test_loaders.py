@@ -636,6 +636,15 @@ def test_generic_class_folders_synonyms_label_map_and_subject_regex(tmp_path: Pa
         load("generic", tmp_path)
 
 
+def test_generic_cropped_option_flags_every_picture_as_a_face_crop(tmp_path: Path) -> None:
+    write_image(tmp_path / "happy" / "a.png")
+    write_text(tmp_path / "list.csv", "path,label\nhappy/a.png,sad\n")
+    assert [s.attrs for s in load("generic", tmp_path)] == [{}]
+    assert [s.attrs for s in load("generic", tmp_path, cropped=True)] == [{"cropped": True}]
+    assert [(s.label, s.attrs) for s in load("generic", tmp_path, manifest="list.csv", cropped=True)] == [
+        ("sadness", {"cropped": True})]
+
+
 def test_generic_manifest(tmp_path: Path) -> None:
     for name in ("a", "b", "c"):
         write_image(tmp_path / "img" / f"{name}.png")

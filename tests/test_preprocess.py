@@ -194,6 +194,19 @@ def test_changed_spec_or_file_misses_the_cache(tmp_path):
     assert not rewritten.from_cache and rewritten.cache_path != first.cache_path
 
 
+def test_the_loaders_crop_flag_is_in_the_cache_key(tmp_path, monkeypatch):
+    """The same file read as a photograph and as a face crop (``attrs["cropped"]``, e.g. the generic
+    loader's ``cropped: true``) is preprocessed differently, so the flag must miss the cache."""
+    photo_sample = write(tmp_path, "a.png", np.full((120, 120), 90, np.uint8))
+    monkeypatch.setattr(faces, "detect_face", lambda gray, min_face: (30, 30, 60, 60))
+    loader = FakeLoader()
+    photo = preprocess_samples(loader, [photo_sample], Spec(), progress=False)
+    crop_sample = dataclasses.replace(photo_sample, attrs={"cropped": True})
+    crop = preprocess_samples(loader, [crop_sample], Spec(), progress=False)
+    assert not crop.from_cache and crop.cache_path != photo.cache_path
+    assert (photo.report["methods"]["haar"], crop.report["methods"]["none"]) == (1, 1)
+
+
 def test_cache_write_is_atomic_and_a_corrupt_cache_is_recomputed(tmp_path, monkeypatch):
     samples = [write(tmp_path, "a.png", np.full((48, 48), 77, np.uint8))]
     loader, folder = FakeLoader(), tmp_path / "cache" / "preprocessed"

@@ -163,7 +163,9 @@ def preprocess_samples(
     when no face is found and ``spec.on_no_face="fail"``, and UnknownName for a bad setting.
     """
     settings = _Settings.of(spec, on_unreadable)
-    key = cache.cache_key(samples, asdict(settings))
+    # the loader's crop flags change how an image is searched, so they are part of the key
+    flagged = [i for i, sample in enumerate(samples) if sample.attrs.get(PRECROPPED_ATTR)]
+    key = cache.cache_key(samples, {**asdict(settings), "flagged_crops": flagged})
     path = cache.cache_root(cache_dir) / "preprocessed" / f"{key}.npz"
     cached = cache.load_cached(path)
     if cached is not None:

@@ -8,7 +8,10 @@ UTF-8 (with or without a byte-order mark) or UTF-16 with a byte-order mark (as E
 
 Options: ``label_map`` maps folder/manifest labels to canonical ones (checked first);
 ``subject_regex`` (a regex with a named group ``subject``, searched in the file name) gives
-subjects where the manifest has no ``subject`` column; otherwise subject is None.
+subjects where the manifest has no ``subject`` column; otherwise subject is None;
+``cropped: true`` says the pictures are already face crops (attrs ``cropped``): preprocessing
+then looks for the eyes in the whole picture when the face cascade finds no face in it (``face:
+align``), and ``face: auto`` keeps the whole picture, as for the crop datasets (CK+48, FER2013).
 The code is the label as written (folder name or manifest label). An unknown label raises
 DataError naming the folder or manifest line.
 """
@@ -20,6 +23,7 @@ import csv
 import io
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from pydantic import field_validator
@@ -39,11 +43,13 @@ EXPECTED = "class folders `<root>/<label>/<image>` (e.g. `happy/img001.png`) or 
 
 class GenericOptions(LoaderOptions):
     """``manifest``: csv relative to the root (else class folders); ``subject_regex``: regex
-    with a named group ``subject`` applied to file names; ``label_map``: label -> canonical."""
+    with a named group ``subject`` applied to file names; ``label_map``: label -> canonical;
+    ``cropped``: the pictures are face crops, not photographs with a face somewhere in them."""
 
     manifest: str | None = None
     subject_regex: str | None = None
     label_map: dict[str, str] | None = None
+    cropped: bool = False
 
     @field_validator("subject_regex")
     @classmethod
@@ -89,6 +95,8 @@ class Generic(DatasetLoader):
             ]
         if not samples:
             raise DatasetNotFound(self.name, root, EXPECTED)
+        if options.cropped:
+            samples = [replace(sample, attrs={"cropped": True}) for sample in samples]
         return sorted_samples(samples)
 
     def _manifest_samples(
