@@ -45,10 +45,8 @@ from tabulate import tabulate
 from ferbench.preprocess.align import FACE_BOX_EYES, find_eyes, haar_eyes
 from ferbench.preprocess.faces import to_gray
 from ferbench.protocol import PreprocessSpec
-from ferbench.synth.layouts.truth import TRUTH_LAYOUTS, truth_faces
+from ferbench.synth.layouts.truth import CROP_LAYOUTS, TRUTH_LAYOUTS, truth_faces
 
-PRECROPPED_LAYOUTS = ("ckplus48", "fer2013", "rafdb")
-"""Layouts whose loaders flag their pictures as face crops (``Sample.attrs["cropped"]``)."""
 OUTPUT_EYE_DISTANCE = 0.38 * 128
 """Eye distance in pixels of a 128-px output with the default template: errors are scaled to it."""
 MIN_FACE = PreprocessSpec().min_face
@@ -207,7 +205,7 @@ def main() -> None:
     total = dict.fromkeys(finders, 0.0)
     for layout in args.layouts:
         faces = truth_faces(layout, args.faces, args.seed)
-        found, seconds = run_finders(faces, layout in PRECROPPED_LAYOUTS, finders)
+        found, seconds = run_finders(faces, layout in CROP_LAYOUTS, finders)
         truths.extend(truth for _, truth in faces)
         for name in finders:
             rows.append([layout, name, *summary(found[name], [t for _, t in faces], seconds[name])])

@@ -32,11 +32,8 @@ from tabulate import tabulate
 from ferbench.data.base import DatasetLoader, Sample
 from ferbench.preprocess import align, eye_prior, preprocess_samples
 from ferbench.protocol import PreprocessSpec
-from ferbench.synth.layouts.truth import TRUTH_LAYOUTS, truth_faces
+from ferbench.synth.layouts.truth import CROP_LAYOUTS, TRUTH_LAYOUTS, truth_faces
 
-PRECROPPED_LAYOUTS = ("ckplus48", "fer2013", "rafdb", "generic")
-"""Layouts whose loaders flag their pictures as face crops (``Sample.attrs["cropped"]``; the
-generic layout's with the option ``cropped: true``)."""
 SPEC = PreprocessSpec(face="align", size=(128, 128))
 
 
@@ -56,7 +53,7 @@ def write_twins(layout: str, n: int, seed: int, folder: Path) -> tuple[list[Samp
         path = folder / f"{layout}-{k}.png"
         cv2.imwrite(str(path), image)
         samples.append(Sample("twins", str(path), subject=None, label="happy", code="happy",
-                              attrs={"cropped": layout in PRECROPPED_LAYOUTS}))
+                              attrs={"cropped": layout in CROP_LAYOUTS}))
         truths.append(truth)
     return samples, np.stack(truths)
 
@@ -89,7 +86,7 @@ def measure(layout: str, n: int, seed: int, folder: Path) -> dict:
     result = preprocess_samples(FolderLoader(), samples, SPEC, cache_dir=folder / "cache", progress=False)
     assert result.kept.tolist() == list(range(n)), "every twin face is kept"
     template = align.Template(SPEC.size, SPEC.eye_distance, SPEC.eye_height)
-    return {"before": landing_errors(before_eyes(samples, layout in PRECROPPED_LAYOUTS), truths, template),
+    return {"before": landing_errors(before_eyes(samples, layout in CROP_LAYOUTS), truths, template),
             "after": landing_errors(result.eyes, truths, template), "report": result.report}
 
 
@@ -98,7 +95,7 @@ def calibrate(layout: str, n: int, seed: int) -> list[str]:
     (source pixels; the tilt's times the true eye distance in pixels)."""
     found, truths, sizes = [], [], []
     for image, truth in truth_faces(layout, n, seed):
-        eyes, method = align.find_eyes(image, SPEC.min_face, layout in PRECROPPED_LAYOUTS)
+        eyes, method = align.find_eyes(image, SPEC.min_face, layout in CROP_LAYOUTS)
         if method == "eyes":
             found.append(eyes)
             truths.append(truth)
@@ -114,7 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--faces", type=int, default=100, help="faces per layout")
     parser.add_argument("--seed", type=int, default=5)
-    parser.add_argument("--layouts", nargs="+", default=list(PRECROPPED_LAYOUTS), choices=TRUTH_LAYOUTS)
+    parser.add_argument("--layouts", nargs="+", default=list(CROP_LAYOUTS), choices=TRUTH_LAYOUTS)
     parser.add_argument("--calibrate", action="store_true", help="print the cascade's error per component")
     args = parser.parse_args()
     if args.calibrate:

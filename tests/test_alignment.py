@@ -17,6 +17,7 @@ from ferbench.preprocess.sheet import contact_sheet
 from ferbench.protocol import PreprocessSpec
 from ferbench.synth.face import face_crop, random_faces
 from ferbench.synth.layouts import truth_faces
+from ferbench.synth.layouts.truth import CROP_LAYOUTS
 from test_preprocess import FakeLoader, Spec, write
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,9 +72,9 @@ def _template_offsets(layout: str, n: int) -> tuple[list[np.ndarray | None], dic
     after alignment with the eyes ``find_eyes`` found (None where none), and the methods used."""
     offsets, methods = [], {}
     for image, truth in truth_faces(layout, n, seed=5):
-        # as the pipeline flags them: small, or flagged by the loader ("cropped": RAF-DB's aligned
-        # crops, the generic layout's 112-px crops read with the option ``cropped: true``)
-        precropped = max(image.shape[:2]) <= 64 or layout in ("rafdb", "generic")
+        # as the pipeline takes them: their loaders flag the crop layouts (the generic one with
+        # ``cropped: true``)
+        precropped = layout in CROP_LAYOUTS
         eyes, method = align.find_eyes(image, 0.15, precropped)
         methods[method] = methods.get(method, 0) + 1
         if eyes is None:

@@ -13,6 +13,9 @@ from ferbench.synth.layouts.stills import STUDIOS, Still, _still_picture, _studi
 from ferbench.synth.layouts.wild import _wild_face
 
 TRUTH_LAYOUTS = ("ckplus", "ckplus48", "jaffe", "bu3dfe", "nimstim", "kdef", "generic", "fer2013", "rafdb")
+CROP_LAYOUTS = ("ckplus48", "fer2013", "rafdb", "generic")
+"""The layouts of face crops, which their loaders flag as such (``Sample.attrs["cropped"]``; the
+generic loader with its option ``cropped: true``): face alignment searches their whole picture."""
 
 
 def truth_faces(layout: str, n: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
