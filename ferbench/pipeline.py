@@ -207,6 +207,8 @@ def describe(data: ProtocolData) -> dict[str, Any]:
 
     ``leakage`` is True when a subject is in train and test of some fold, False when none is,
     and None (not applicable) when the source data has no subject identities (FER2013, RAF-DB).
+    Once images are attached, ``preprocess`` lists each side's role, dataset and preprocessing
+    report (:class:`~ferbench.preprocess.PreprocessResult`).
     The folds are those of ``data`` as given: call :func:`attach_images` first for the folds a
     run trains on when the protocol skips images (:func:`may_skip_images`).
     """
@@ -242,4 +244,8 @@ def describe(data: ProtocolData) -> dict[str, Any]:
         t = data.target
         info["target"] = {"dataset": t.dataset, "root": str(t.root), "total": len(t.samples),
                           "per_class": {c: int((t.y == i).sum()) for i, c in enumerate(classes)}}
+    preprocessed = [side for side in data.all_sides() if side.images is not None]
+    if preprocessed:
+        info["preprocess"] = [{"role": side.role, "dataset": side.dataset, "report": side.preprocess_report}
+                              for side in preprocessed]
     return info

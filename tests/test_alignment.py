@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import cv2
@@ -209,6 +210,12 @@ def test_inspect_faces_writes_the_sheet_of_every_side(tmp_path):
     result = CliRunner().invoke(app, ["inspect", str(REPO / "protocols" / "jaffe_6cls_loso.yaml"),
                                       "--root", "jaffe=synthetic:small", "--faces", str(out)])
     assert result.exit_code == 0, result.output
+    # JAFFE has no landmarks: every frame's eyes come from the eye cascade (or a fallback)
+    summary = next(line for line in result.output.splitlines() if line.startswith("faces data jaffe: "))
+    kept, total = map(int, re.match(r"faces data jaffe: (\d+) of (\d+) kept; ", summary).groups())
+    assert kept == total > 0 and f"contact sheet: {out}" in result.output
+    methods = dict(re.findall(r"(eyes|face_box|mean) (\d+)", summary))
+    assert sum(map(int, methods.values())) == kept and "detection rate" in summary and "eye spread" in summary
     sheet = cv2.imread(str(out))
     # one side, titled, 8 px below it; 6 classes of 128 px faces, 8 per row (>= 8 per class here)
     assert sheet.shape == (28 + 2 + 6 * 130 + 8, 150 + 2 + 8 * 130, 3)

@@ -51,6 +51,7 @@ def inspect(
     (as `run` does, into the same cache), so the folds shown are the folds a run trains on.
     """
     from ferbench.pipeline import attach_images, describe, load_protocol_data, may_skip_images
+    from ferbench.preprocess.sheet import preprocess_summary, write_protocol_faces
 
     try:
         protocol = load_protocols([protocol_file], root, synthetic)[0]
@@ -59,8 +60,6 @@ def inspect(
             data = attach_images(data, progress=not as_json)
         info = describe(data)
         if faces is not None:
-            from ferbench.preprocess.sheet import write_protocol_faces
-
             write_protocol_faces(faces, data)
     except FerbenchError as exc:
         fail(exc)
@@ -77,6 +76,10 @@ def inspect(
     typer.echo(tabulate(rows, headers=["fold", "train", "test", "test subj", *info["classes"]]))
     if "target" in info:
         typer.echo(f"target {info['target']['dataset']}: {info['target']['total']} samples {info['target']['per_class']}")
+    for entry in info.get("preprocess", []):
+        typer.echo(f"faces {entry['role']} {entry['dataset']}: {preprocess_summary(entry['report'])}")
+    if faces is not None:
+        typer.echo(f"contact sheet: {faces}")
     if info["leakage"] is None:
         typer.echo("leakage check: not applicable (no subject identities)")
         return

@@ -71,6 +71,20 @@ def methods_text(report: dict) -> str:
     return ", ".join(f"{name} {count}" for name, count in (report.get("methods") or {}).items() if count)
 
 
+def preprocess_summary(report: dict) -> str:
+    """One line of a preprocessing report: images kept, methods, detection rate, eye spread and
+    the images framed by a fallback, e.g. ``183 of 183 kept; eyes 183; detection rate 100.0%;
+    eye spread 0.52 px; fallbacks 0``."""
+    parts = [f"{report.get('kept', 0)} of {report.get('total', 0)} kept", methods_text(report) or "no images"]
+    rate, spread = report.get("detection_rate"), report.get("eye_spread_px")
+    if isinstance(rate, (int, float)):
+        parts.append(f"detection rate {rate:.1%}")
+    if isinstance(spread, (int, float)):
+        parts.append(f"eye spread {spread:.2f} px")
+    parts.append(f"fallbacks {sum(len(keys) for keys in (report.get('fallbacks') or {}).values())}")
+    return "; ".join(parts)
+
+
 def protocol_faces_png(data, per_class: int = 8) -> bytes:
     """PNG bytes of the sheet of every side of ``data`` (a :class:`ferbench.pipeline.ProtocolData`
     after ``attach_images``), stacked top to bottom: what ``faces.png`` of a run directory holds."""
