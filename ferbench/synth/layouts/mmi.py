@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ferbench.synth.face import colorize, render_face
-from ferbench.synth.identity import sample_identity, stream
+from ferbench.synth.face import colorize, eye_centres, render_face
+from ferbench.synth.identity import Identity, sample_identity, stream
 from ferbench.synth.layouts.common import _run, _write_text, _write_video, apex, layout
 from ferbench.synth.plans import MMI_EMOTIONS, MmiSession, plan_mmi
 
@@ -54,9 +54,7 @@ def _write_mmi_subject(root: Path, seed: int, subject: str, sessions: list[MmiSe
         for k in range(session.frames):
             intensity = session.peak * apex(k, session.frames)
             rng = stream(seed, "mmi", session.session, k)
-            image, _ = render_face(identity, session.expression, intensity, MMI_SIZE, rng)
-            frame = colorize(image, identity.tint)
-            frames.append(frame if session.view == "0" else _squeezed(frame, MMI_PROFILE_WIDTH))
+            frames.append(mmi_frame(identity, session.expression, intensity, session.view, rng)[0])
         _write_video(folder / f"{session.stem}.avi", frames, MMI_FPS)
         _write_text(folder / f"{session.stem}.xml", MMI_METADATA.format(
             code=MMI_EMOTIONS.index(session.expression) + 1, glasses="yes" if session.glasses else "no"))
@@ -64,10 +62,21 @@ def _write_mmi_subject(root: Path, seed: int, subject: str, sessions: list[MmiSe
                                                               view=session.view, stem=session.stem))
 
 
-def _squeezed(picture: np.ndarray, width: float) -> np.ndarray:
-    """``picture`` squeezed horizontally to ``width`` (a fraction) of its width and centred,
-    its edge columns repeated over the freed sides."""
+def mmi_frame(identity: Identity, expression: str, intensity: float, view: str,
+              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One 360x288 colour video frame (``view`` "0" front, "1" profile: squeezed, see
+    :func:`_squeezed`) and its drawn eye centres (2 x 2 px, image-left eye first)."""
+    image, landmarks = render_face(identity, expression, intensity, MMI_SIZE, rng)
+    frame, eyes = colorize(image, identity.tint), eye_centres(landmarks)
+    return (frame, eyes) if view == "0" else _squeezed(frame, eyes, MMI_PROFILE_WIDTH)
+
+
+def _squeezed(picture: np.ndarray, points: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """``picture`` squeezed horizontally to ``width`` (a fraction) of its width and centred, its
+    edge columns repeated over the freed sides, and where ``points`` (N x 2 px) land in it."""
     height, full = picture.shape[:2]
     narrow = cv2.resize(picture, (round(full * width), height), interpolation=cv2.INTER_AREA)
     left = (full - narrow.shape[1]) // 2
-    return cv2.copyMakeBorder(narrow, 0, 0, left, full - narrow.shape[1] - left, cv2.BORDER_REPLICATE)
+    moved = points.copy()
+    moved[:, 0] = (points[:, 0] + 0.5) * narrow.shape[1] / full - 0.5 + left
+    return cv2.copyMakeBorder(narrow, 0, 0, left, full - narrow.shape[1] - left, cv2.BORDER_REPLICATE), moved

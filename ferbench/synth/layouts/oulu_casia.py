@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+import numpy as np
+
 from ferbench.synth.face import colorize, face_crop, render_face
-from ferbench.synth.identity import sample_identity, stream
+from ferbench.synth.identity import Identity, sample_identity, stream
 from ferbench.synth.layouts.common import _run, _write_image, layout, ramp
 from ferbench.synth.plans import check_shape
 
@@ -25,6 +27,7 @@ def write_oulu_casia(out_dir: Path, shape: str, seed: int, workers: int = 1) -> 
 
 
 OULU_CROPPED = ("PreProcess_Img/VL_Acropped/Strong", "Oulu_CASIA_VL_Cropped/Strong")
+OULU_CROP_SIDE, OULU_CROP_MARGIN = 128, 0.1  # the cropped copies: the landmark box + 10% a side, 128 px
 
 
 def _write_oulu_subject(root: Path, seed: int, subject: str) -> None:
@@ -34,10 +37,16 @@ def _write_oulu_subject(root: Path, seed: int, subject: str) -> None:
         frames = int(rng.integers(6, 11))
         for k in range(frames):
             frame_rng = stream(seed, "oulu_casia", subject, folder, k)
-            image, landmarks = render_face(identity, expression, ramp(k, frames), (240, 320), frame_rng)
-            picture = colorize(image, identity.tint)
+            picture, landmarks = oulu_frame(identity, expression, ramp(k, frames), frame_rng)
             name = Path(subject, folder, f"{k:03d}.jpeg")
             _write_image(root / "OriginalImg/VL/Strong" / name, picture)
-            crop = face_crop(picture, landmarks, 128, margin=0.1)
+            crop = face_crop(picture, landmarks, OULU_CROP_SIDE, margin=OULU_CROP_MARGIN)
             for top in OULU_CROPPED:
                 _write_image(root / top / name, crop)
+
+
+def oulu_frame(identity: Identity, expression: str, intensity: float,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One 320x240 colour frame of an original Oulu-CASIA sequence and its 68 landmarks (68 x 2 px)."""
+    image, landmarks = render_face(identity, expression, intensity, (240, 320), rng)
+    return colorize(image, identity.tint), landmarks
