@@ -32,7 +32,9 @@ class SideData:
 
     ``role`` is ``"data"`` for a within-dataset protocol, ``"train"``/``"test"`` for the
     source/target of a cross-dataset one. ``y`` holds class indices into the protocol's
-    class set; ``images`` (N x H x W [x 3] uint8) is filled by :func:`attach_images`.
+    class set; :func:`attach_images` fills ``images`` (N x H x W [x 3] uint8), the
+    ``preprocess_report``, ``image_methods`` (the method that framed each image) and, under
+    ``face: align``, ``eyes`` (the eye centres each image was warped with, N x 2 x 2 source px).
     """
 
     role: str
@@ -44,6 +46,8 @@ class SideData:
     y: np.ndarray
     images: np.ndarray | None = None
     preprocess_report: dict[str, Any] = field(default_factory=dict)
+    image_methods: list[str] = field(default_factory=list)
+    eyes: np.ndarray | None = None
 
     def keys(self) -> list[str]:
         """Each sample's key relative to this side's root (:meth:`Sample.relative_key`)."""
@@ -165,6 +169,7 @@ def attach_images(data: ProtocolData, progress: bool = True) -> ProtocolData:
         side.y = side.y[kept]
         side.images = result.images
         side.preprocess_report = _relative_paths(result.report, relative)
+        side.image_methods, side.eyes = result.methods, result.eyes
     return data
 
 

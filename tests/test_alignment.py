@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import re
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 
 from typer.testing import CliRunner
 
 from ferbench.cli import app
+from ferbench.pipeline import attach_images, load_protocol_data
 from ferbench.preprocess import align, pipeline, preprocess_samples
 from ferbench.preprocess.sheet import contact_sheet
-from ferbench.protocol import PreprocessSpec
+from ferbench.protocol import PreprocessSpec, load_protocol
+from ferbench.runs.header import preprocess_images_csv
 from ferbench.synth.face import face_crop, random_faces
 from ferbench.synth.layouts import truth_faces
 from ferbench.synth.layouts.truth import CROP_LAYOUTS
@@ -207,6 +211,18 @@ def test_contact_sheet_rows_are_classes_and_cells_the_faces_scaled_up():
     assert (sheet[y0:y0 + 96, x0 + cell:x0 + cell + 96] == 40).all()
     assert (sheet[y0 + cell:y0 + cell + 96, x0 + cell:x0 + cell + 96] == 20).all()  # happy: 0, 2 (3 cut)
     assert (sheet[y0 + 2 * cell:, 150:] == 255).all()  # fear has no images: a white row
+
+
+def test_the_run_records_how_each_image_was_framed_and_its_eyes():
+    protocol = load_protocol(REPO / "protocols" / "jaffe_6cls_loso.yaml", roots={"jaffe": "synthetic:small"})
+    data = attach_images(load_protocol_data(protocol), progress=False)
+    framed = pd.read_csv(io.BytesIO(preprocess_images_csv(data)))
+    [side] = data.all_sides()
+    assert framed["key"].tolist() == side.keys() and set(framed["role"]) == {"data"}
+    assert framed["method"].value_counts().to_dict() == {m: n for m, n in side.preprocess_report["methods"].items() if n}
+    eyes = framed[["left_eye_x", "left_eye_y", "right_eye_x", "right_eye_y"]].to_numpy().reshape(-1, 2, 2)
+    np.testing.assert_allclose(eyes, side.eyes, atol=0.005)  # the eyes each frame was warped with
+    assert (eyes[:, 0, 0] < eyes[:, 1, 0]).all() and ((eyes >= 0) & (eyes < 256)).all()  # left first, in the frame
 
 
 def test_inspect_faces_writes_the_sheet_of_every_side(tmp_path):

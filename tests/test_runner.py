@@ -55,8 +55,14 @@ def test_outputs_follow_the_documented_schema(data, tmp_path):
     summary = run_card(data, data.folds(), card, options(tmp_path / "runs", speed=True))
     run = tmp_path / "runs" / "ckplus_7cls_si" / "tiny_microexpnet"
     for name in ("run.json", "protocol.resolved.yaml", "card.resolved.yaml", "env.json", "folds.json",
-                 "preprocess.json", "summary.json", "speed.json", "confusion.png"):
+                 "preprocess.json", "preprocess_images.csv", "summary.json", "speed.json", "confusion.png"):
         assert (run / name).is_file(), name
+    framed = pd.read_csv(run / "preprocess_images.csv", keep_default_na=False)
+    assert framed["key"].tolist() == data.keys()  # every kept image, in sample order
+    assert framed["label"].tolist() == [data.protocol.classes[k] for k in data.y]
+    [report] = json.loads((run / "preprocess.json").read_text())
+    assert framed["method"].value_counts().to_dict() == {m: n for m, n in report["report"]["methods"].items() if n}
+    assert (framed["left_eye_x"] == "").all()  # no eyes outside face: align
     for fold in (0, 1):
         job = run / "seed0" / f"fold{fold}"
         for name in ("metrics.json", "predictions.csv", "confusion.csv", "model.pt", "DONE"):

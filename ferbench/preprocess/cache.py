@@ -1,8 +1,9 @@
 """The on-disk cache of preprocessed crops: keys, atomic writes, tolerant reads.
 
 One ``.npz`` file per (samples, preprocessing settings) under ``<cache root>/preprocessed/``,
-holding ``images`` (uint8), ``kept`` (int64 indices), ``report`` (a JSON string) and, under
-``face: align``, ``eyes`` (float64 N x 2 x 2).
+holding ``images`` (uint8), ``kept`` (int64 indices), ``report`` (a JSON string), ``methods``
+(the method that framed each kept image, unicode) and, under ``face: align``, ``eyes`` (float64
+N x 2 x 2).
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ import numpy as np
 from ferbench import paths
 from ferbench.data.base import Sample, file_stamps
 
-PREPROCESS_VERSION = 4
+PREPROCESS_VERSION = 5
 """Bump when a change to the preprocessing code changes its output: old cache entries then miss
 (v2: face alignment and the eye-spread fields of the report; v3: the canonical-frame eye shift,
 and the aligned images' eye check searching the template's eye sizes only; v4: the cheaper eye
 search of issue #14's speed item, the eye check over at most 100 images (``eyes_checked``), the
 side's eye prior for pre-cropped faces, the eyes each aligned image was warped with and the
-report's fallback images)."""
+report's fallback images; v5: the method of each kept image)."""
 
 log = logging.getLogger(__name__)
 
@@ -55,26 +56,28 @@ def cache_key(samples: Sequence[Sample], settings: dict[str, Any]) -> str:
     return digest.hexdigest()
 
 
-def load_cached(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any], np.ndarray | None] | None:
-    """Return (images, kept, report, eyes or None) stored at ``path``; None when absent, corrupt or
-    inconsistent."""
+def load_cached(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any], np.ndarray | None, list[str]] | None:
+    """Return (images, kept, report, eyes or None, methods) stored at ``path``; None when absent,
+    corrupt or inconsistent."""
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as data:
             images, kept, report = data["images"], data["kept"], json.loads(str(data["report"]))
             eyes = data["eyes"] if "eyes" in data.files else None
+            methods = [str(m) for m in data["methods"]]
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         log.warning("ignoring unreadable preprocessing cache %s (%s); recomputing", path, err)
         return None
-    if images.dtype != np.uint8 or len(images) != len(kept) or (eyes is not None and len(eyes) != len(kept)):
+    if (images.dtype != np.uint8 or not len(images) == len(kept) == len(methods)
+            or (eyes is not None and len(eyes) != len(kept))):
         log.warning("ignoring inconsistent preprocessing cache %s; recomputing", path)
         return None
-    return images, kept, report, eyes
+    return images, kept, report, eyes, methods
 
 
 def save_cached(path: Path, images: np.ndarray, kept: np.ndarray, report: dict[str, Any],
-                eyes: np.ndarray | None = None) -> None:
+                eyes: np.ndarray | None, methods: Sequence[str]) -> None:
     """Write the entry atomically: a temp file in the same folder, fsync, then rename over ``path``.
 
     A run killed mid-write leaves at most a ``*.tmp`` file, never a partial ``path``.
@@ -84,7 +87,8 @@ def save_cached(path: Path, images: np.ndarray, kept: np.ndarray, report: dict[s
     try:
         with os.fdopen(handle, "wb") as file:
             extra = {} if eyes is None else {"eyes": eyes}
-            np.savez(file, images=images, kept=kept, report=np.array(json.dumps(report)), **extra)
+            np.savez(file, images=images, kept=kept, report=np.array(json.dumps(report)),
+                     methods=np.array(list(methods), dtype=np.str_), **extra)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp, path)

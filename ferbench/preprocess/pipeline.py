@@ -75,6 +75,7 @@ class PreprocessResult:
         eyes: under ``face: align`` the eye centres each image was warped with, float64 N x 2 x 2
             (source pixels, image-left eye first; for method ``mean`` the mean position used);
             None for the other face methods.
+        methods: the method that framed each image (a key of ``report["methods"]``), N strings.
         cache_path: the cache file holding this result.
         from_cache: True when read from ``cache_path`` instead of computed.
     """
@@ -83,6 +84,7 @@ class PreprocessResult:
     kept: np.ndarray
     report: dict[str, Any]
     eyes: np.ndarray | None
+    methods: list[str]
     cache_path: Path
     from_cache: bool
 
@@ -178,14 +180,14 @@ def preprocess_samples(
     prior: dict[str, Any] = {}
     if settings.face == "align":
         outcomes, prior = _align_the_rest(loader, samples, outcomes, settings)
-    images, kept, report = _collect(samples, outcomes, settings)
+    images, kept, report, methods = _collect(samples, outcomes, settings)
     report.update(eye_spread(images, settings.eye_distance if settings.face == "align" else None))
     eyes = None
     if settings.face == "align":
         report["eye_prior"] = prior
         eyes = np.stack([outcomes[k].eyes for k in kept]) if len(kept) else np.zeros((0, 2, 2))
-    cache.save_cached(path, images, kept, report, eyes)
-    return PreprocessResult(images, kept, report, eyes, cache_path=path, from_cache=False)
+    cache.save_cached(path, images, kept, report, eyes, methods)
+    return PreprocessResult(images, kept, report, eyes, methods, cache_path=path, from_cache=False)
 
 
 def _map_in_order(fn: Callable[[T], R], items: Sequence[T], progress: bool, label: str) -> list[R]:
@@ -342,10 +344,11 @@ def _find_face(
 
 def _collect(
     samples: Sequence[Sample], outcomes: Sequence[_Outcome], spec: _Settings
-) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Apply the policies in sample order; return (images, kept, report)."""
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any], list[str]]:
+    """Apply the policies in sample order; return (images, kept, report, each kept image's method)."""
     crops: list[np.ndarray] = []
     kept: list[int] = []
+    image_methods: list[str] = []
     methods: Counter[str] = Counter()
     tried: Counter[str] = Counter()
     no_face: Counter[str] = Counter()
@@ -373,6 +376,7 @@ def _collect(
             fallbacks.setdefault(method, []).append(sample.key)
         crops.append(outcome.image)
         kept.append(index)
+        image_methods.append(method)
 
     if spec.face == "align":
         names, searched = ALIGN_METHODS, sum(tried.values())
@@ -392,4 +396,4 @@ def _collect(
     }
     empty_shape = (0, *spec.size) if spec.grayscale else (0, *spec.size, 3)
     images = np.stack(crops) if crops else np.zeros(empty_shape, np.uint8)
-    return images, np.asarray(kept, dtype=np.int64), report
+    return images, np.asarray(kept, dtype=np.int64), report, image_methods

@@ -3,6 +3,7 @@
 Layout (``OUT/<protocol-id>/<card-name>/``)::
 
     run.json  protocol.resolved.yaml  card.resolved.yaml  env.json  folds.json  preprocess.json
+    preprocess_images.csv  faces.png
     seed<s>/fold<k>/  metrics.json  predictions.csv  confusion.csv  model.pt  DONE
     summary.json  speed.json  confusion.png
 
@@ -51,7 +52,8 @@ TRAIN_EXTERNAL = "external (training data unknown)"  # a checkpoint without a tr
 HEADER_KEYS = ("protocol", "model", "fingerprint", "data_fingerprint", "card_fingerprint", "deviations",
                "teacher_card_fingerprint")
 # Header files whose sha256 ``run.json`` records (written before it, see RunDir.write_header).
-HEADER_FILES = ("protocol.resolved.yaml", "card.resolved.yaml", "folds.json", "preprocess.json")
+HEADER_FILES = ("protocol.resolved.yaml", "card.resolved.yaml", "folds.json", "preprocess.json",
+                "preprocess_images.csv")
 
 
 def job_inputs(protocol_fp: str, data_fp: str, card_fp: str, seed: int, fold: int, deviations: Mapping[str, Any],

@@ -2,12 +2,14 @@
 
 :func:`run_header` is what ``run.json`` records (:data:`~ferbench.runs.HEADER_KEYS`);
 :func:`write_run_header` writes it with the resolved protocol and card, ``env.json``
-(:func:`environment`, the card's training memory format and the deviations), ``folds.json``
-and ``preprocess.json``.
+(:func:`environment`, the card's training memory format and the deviations), ``folds.json``,
+``preprocess.json`` and ``preprocess_images.csv``.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import platform
 import subprocess
@@ -41,8 +43,9 @@ def write_run_header(run: RunDir, data: ProtocolData, folds: list[Fold], card: M
     """Write the header files of ``header`` (see :func:`run_header` and :meth:`RunDir.write_header`):
     the resolved protocol and card, ``env.json``, ``folds.json`` (subjects and root-relative
     sample keys per fold), ``faces.png`` (each side's contact sheet, see
-    :mod:`ferbench.preprocess.sheet`) and ``preprocess.json`` (each side's preprocessing report:
-    methods, detection rate, eye spread, every image it skipped)."""
+    :mod:`ferbench.preprocess.sheet`), ``preprocess.json`` (each side's preprocessing report:
+    methods, detection rate, eye spread, every image it skipped) and ``preprocess_images.csv``
+    (:func:`preprocess_images_csv`: how each image was framed)."""
     samples, keys = data.samples, data.keys()
     folds_record = [
         {"fold": f.index,
@@ -63,8 +66,30 @@ def write_run_header(run: RunDir, data: ProtocolData, folds: list[Fold], card: M
                                 "deviations": header["deviations"]}),
         "folds.json": json_bytes(folds_record),
         "preprocess.json": json_bytes(preprocess),
+        "preprocess_images.csv": preprocess_images_csv(data),
         "faces.png": protocol_faces_png(data),  # every side's faces as the network receives them
     })
+
+
+IMAGE_COLUMNS = ("role", "dataset", "key", "label", "method",
+                 "left_eye_x", "left_eye_y", "right_eye_x", "right_eye_y")
+
+
+def preprocess_images_csv(data: ProtocolData) -> bytes:
+    """One row per image each side kept (after :func:`~ferbench.pipeline.attach_images`), in
+    sample order: its side's role and dataset, root-relative key, label, the method that framed
+    it (``landmarks``, ``eyes``, ``face_box``, ``mean`` under ``face: align``; ``landmarks``,
+    ``haar``, ``center_crop``, ``none`` otherwise) and, under ``face: align``, the eye centres it
+    was warped with (source pixels, image-left eye first, 2 decimals; empty otherwise)."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(IMAGE_COLUMNS)
+    for side in data.all_sides():
+        labels = [data.protocol.classes[int(k)] for k in side.y]
+        for k, (key, method) in enumerate(zip(side.keys(), side.image_methods)):
+            eyes = [] if side.eyes is None else [f"{v:.2f}" for v in side.eyes[k].ravel()]
+            writer.writerow([side.role, side.dataset, key, labels[k], method, *(eyes or [""] * 4)])
+    return text.getvalue().encode()
 
 
 def environment() -> dict[str, Any]:
