@@ -344,7 +344,8 @@ def _preprocessing(run: RunResult, out: Path) -> list[str]:
     fallbacks = sum(len(keys) for entry in sides for keys in entry["report"].get("fallbacks", {}).values())
     if fallbacks:
         lines += [f"{fallbacks} images were framed by a fallback ({', '.join(FALLBACK_METHODS)}), not by "
-                  "their own eyes or face; the reference run's `preprocess.json` names them (`fallbacks`).", ""]
+                  "their own eyes or face; the reference run's `preprocess.json` names them (`fallbacks`), "
+                  "its `preprocess_images.csv` gives every image's method.", ""]
     sheet = run.path / "faces.png"
     if sheet.is_file():
         copy = Path(out) / "faces" / f"{run.protocol_id}.png"
