@@ -15,7 +15,6 @@ it searches at most ``pipeline.EYE_CHECK_IMAGES`` of them), in seconds per 1,000
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -23,32 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from alignment import PROTOCOL, SETTINGS
-from ferbench.pipeline import attach_images, load_protocol_data
+from alignment import SETTINGS, cold_seconds, load
 from ferbench.preprocess import align, faces, pipeline
-from ferbench.protocol import load_protocol
-
-
-def load(shape: str, folder: Path, label: str):
-    """The protocol data of ``SETTINGS[label]`` (twins from $FERBENCH_CACHE)."""
-    path = folder / f"{label.replace(' ', '_')}.yaml"
-    path.write_text(PROTOCOL.format(shape=shape, preprocess=SETTINGS[label]))
-    return load_protocol_data(load_protocol(path))
-
-
-def cold_seconds(data, folder: Path) -> float:
-    """Seconds :func:`attach_images` takes on ``data`` with an empty crop cache in ``folder``."""
-    twins = os.environ.get("FERBENCH_CACHE")
-    os.environ["FERBENCH_CACHE"] = str(folder)
-    try:
-        start = time.perf_counter()
-        attach_images(data, progress=False)
-        return time.perf_counter() - start
-    finally:
-        if twins is None:
-            del os.environ["FERBENCH_CACHE"]
-        else:
-            os.environ["FERBENCH_CACHE"] = twins
 
 
 def profile(data, n: int) -> None:

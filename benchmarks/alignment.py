@@ -64,24 +64,35 @@ def quick(name: str, epochs: int):
     return card.model_copy(update={"recipe": recipe})
 
 
+def load(shape: str, folder: Path, label: str):
+    """The protocol data of ``SETTINGS[label]`` (its YAML written to ``folder``; twins from
+    $FERBENCH_CACHE)."""
+    path = folder / f"{label.replace(' ', '_')}.yaml"
+    path.write_text(PROTOCOL.format(shape=shape, preprocess=SETTINGS[label]))
+    return load_protocol_data(load_protocol(path))
+
+
+def cold_seconds(data, folder: Path) -> float:
+    """Seconds :func:`attach_images` takes on ``data`` with an empty crop cache in ``folder``."""
+    twins = os.environ.get("FERBENCH_CACHE")
+    os.environ["FERBENCH_CACHE"] = str(folder)
+    try:
+        start = time.perf_counter()
+        attach_images(data, progress=False)
+        return time.perf_counter() - start
+    finally:
+        if twins is None:
+            del os.environ["FERBENCH_CACHE"]
+        else:
+            os.environ["FERBENCH_CACHE"] = twins
+
+
 def run(shape: str, epochs: int, folder: Path, cards: tuple[str, ...] = CARDS) -> None:
     torch.set_num_threads(2)
     cpu = torch.device("cpu")
-    for label, preprocess in SETTINGS.items():
-        path = folder / f"{label.replace(' ', '_')}.yaml"
-        path.write_text(PROTOCOL.format(shape=shape, preprocess=preprocess))
-        data = load_protocol_data(load_protocol(path))  # twins: $FERBENCH_CACHE
-        twins = os.environ.get("FERBENCH_CACHE")
-        os.environ["FERBENCH_CACHE"] = str(folder / label.replace(" ", "_"))  # crops: fresh, timed
-        try:
-            start = time.perf_counter()
-            attach_images(data, progress=False)
-            seconds = time.perf_counter() - start
-        finally:
-            if twins is None:
-                del os.environ["FERBENCH_CACHE"]
-            else:
-                os.environ["FERBENCH_CACHE"] = twins
+    for label in SETTINGS:
+        data = load(shape, folder, label)
+        seconds = cold_seconds(data, folder / label.replace(" ", "_"))  # crops: fresh, timed
         source, target = data.sources[0], data.target
         print(f"\n## {label}: preprocessing {len(source.samples) + len(target.samples)} images took {seconds:.1f} s")
         for side in (source, target):
