@@ -4,7 +4,7 @@ A distilling student trains for thousands of epochs on a few views of each train
 (MicroExpNet: 3000 epochs x 8 fixed crops), and without a memory its teacher, a network 40-80x
 larger, would run on every one of those image passes again. :class:`MemoisedTeacher` keys each
 row of the student batch by its bytes and computes the teacher only for rows it has not seen:
-with a finite set of views (crop views alone, :func:`~ferbench.training.augment.view_count`)
+with a finite set of views (fixed crop views, flips: :attr:`~ferbench.training.augment.Augmenter.views_per_image`)
 the teacher runs once per (image, view) of the fold, as if its logits had been precomputed,
 and with random augmentations (every row new) it costs one hash per row. The teacher is in eval
 mode, so a row's logits do not depend on the batch it came in (up to float noise of the kernels;
